@@ -1,0 +1,40 @@
+# porter: the README's two commands are `make demo` and `make test`.
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+PORTER   := $(VENV)/bin/porter
+VERSION  ?= 2.6.32
+OUT      ?= out/dde_virtio_net
+# Local sources for machines without kernel.org / savannah access:
+#   make demo LINUX_FROM=/path/to/linux-or-git DDE_FROM=/path/to/incubator-git
+LINUX_FROM ?=
+DDE_FROM   ?=
+
+.PHONY: setup deps demo test check clean
+
+deps:
+	@scripts/install-debian-deps
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: deps $(VENV)/.installed
+
+# Fetch (if the cache lacks them), port virtio-net, compile and link-check the tree.
+demo: setup
+	@$(PY) -c "from porter.cache import linux_dir; import sys; sys.exit(not (linux_dir('$(VERSION)') / 'origin.json').is_file())" \
+	  || $(PORTER) fetch --version $(VERSION) $(if $(LINUX_FROM),--from $(LINUX_FROM))
+	@$(PY) -c "from porter.dde import current_dde; import sys; sys.exit(current_dde() is None)" \
+	  || $(PORTER) fetch --dde $(if $(DDE_FROM),--from $(DDE_FROM))
+	$(PORTER) port virtio-net --version $(VERSION) --out $(OUT)
+	$(PORTER) check $(OUT) --junit out/check-junit.xml
+
+test: setup
+	$(PY) -m pytest -q tests
+
+check: demo
+
+clean:
+	rm -rf out .pytest_cache

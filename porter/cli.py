@@ -1,0 +1,96 @@
+"""Command line: porter fetch | scan | port | check."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import PorterError
+
+
+def cmd_fetch(args) -> int:
+    from .fetch import fetch_dde, fetch_linux
+    from .manifest import load_manifest
+    if args.dde:
+        tree = fetch_dde(args.source, args.rev)
+        print(f"DDE: {tree.root} ({', '.join(f'{k}={v}' for k, v in tree.origin.items())})")
+        return 0
+    if not args.version:
+        raise PorterError("porter fetch needs --version V (Linux) or --dde")
+    got = fetch_linux(load_manifest(), args.version, args.source)
+    print(f"Linux {got.version}: {got.files} files verified (sha256) from {got.origin} -> {got.path}")
+    return 0
+
+
+def cmd_scan(args) -> int:
+    from .pipeline import load_inputs
+    from .pipeline import scan_inputs as scan_bundle
+    from .plan import plan_port
+    from .report import print_scan
+    inputs = load_inputs(args.bundle, args.version)
+    scanned = scan_bundle(inputs)
+    plan = plan_port(inputs, scanned)
+    return print_scan(plan, as_json=args.json)
+
+
+def cmd_port(args) -> int:
+    from .pipeline import load_inputs
+    from .pipeline import scan_inputs as scan_bundle
+    from .plan import plan_port
+    from .emit import emit_tree
+    inputs = load_inputs(args.bundle, args.version)
+    plan = plan_port(inputs, scan_bundle(inputs))
+    plan.raise_if_unmapped()
+    result = emit_tree(plan, Path(args.out), force=args.force)
+    print(result.summary())
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .check import check_tree
+    return check_tree(Path(args.tree), junit=args.junit, compilers=args.cc)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="porter", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    f = sub.add_parser("fetch", help="bring Linux sources or the DDE into porter's cache, verified")
+    f.add_argument("--version", help="Linux release, e.g. 2.6.32")
+    f.add_argument("--dde", action="store_true", help="fetch the Hurd's DDE instead of Linux")
+    f.add_argument("--from", dest="source", type=Path,
+                   help="local Linux tree, release tarball or git directory; or a DDE git directory/tree")
+    f.add_argument("--rev", help="with --dde and a git source: branch or commit (default: dde)")
+    f.set_defaults(func=cmd_fetch)
+
+    s = sub.add_parser("scan", help="list the kernel APIs a driver bundle uses and what porter does with each")
+    s.add_argument("bundle")
+    s.add_argument("--version", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_scan)
+
+    o = sub.add_parser("port", help="emit a Hurd DDE driver tree")
+    o.add_argument("bundle")
+    o.add_argument("--version", required=True)
+    o.add_argument("--out", required=True)
+    o.add_argument("--force", action="store_true", help="overwrite files edited by hand")
+    o.set_defaults(func=cmd_port)
+
+    c = sub.add_parser("check", help="compile an emitted tree against the DDE and list undefined symbols")
+    c.add_argument("tree")
+    c.add_argument("--junit", type=Path, help="write JUnit XML here")
+    c.add_argument("--cc", action="append", help="compiler(s) to use (default: gcc; repeat for clang too)")
+    c.set_defaults(func=cmd_check)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PorterError as e:
+        print(f"porter: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The DDE input: recognise a DDE tree, lay out its include tree, give its compile line."""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import PorterError
+from .cache import dde_root
+
+# The Hurd incubator names the Linux layer libdde-linux26; Debian's hurd
+# source tree names it libdde_linux26.
+PKGDIR_NAMES = ("libdde-linux26", "libdde_linux26")
+
+
+@dataclass(frozen=True)
+class DdeTree:
+    root: Path          # holds the libdde-linux26 and libddekit directories
+    pkgdir: Path        # libdde-linux26 (PKGDIR of the DDE's makefiles)
+    ddekit: Path        # libddekit (its ddekit/*.h are the DDEKit API)
+    origin: dict        # where it came from (recorded at fetch time)
+
+    @property
+    def obj_base(self) -> Path:
+        """OBJ_BASE of the DDE's Makeconf.local: where its install puts include/."""
+        return self.pkgdir / "build"
+
+    def include_dirs(self) -> list[Path]:
+        """-I directories in the order the DDE's Makeconf and mk/binary.inc give."""
+        ob = self.obj_base / "include"
+        return [ob / "x86", ob, ob / "linux-headers/asm/mach-default",
+                ob / "x86/linux-headers", ob / "x86/asm", ob / "linux-headers",
+                self.ddekit, Path("."), ob / "x86", ob, self.pkgdir / "include"]
+
+    def compile_flags(self, module: str, first_includes: list[Path] = (), m32: bool = True) -> list[str]:
+        """The DDE's own flags for one Linux source (module = object basename).
+
+        first_includes go before the DDE's directories: a driver tree's own
+        include/ (its newer virtio headers must win over the DDE's 2.6.29 ones)."""
+        flags = ["-m32"] if m32 else []
+        flags += ["-include", "linux/autoconf.h", "-D__KERNEL__", "-DDDE_LINUX",
+                  "-DKBUILD_STR(s)=#s", f"-DKBUILD_BASENAME=KBUILD_STR({module})",
+                  f"-DKBUILD_MODNAME=KBUILD_STR({module})", "-DRAM_BASE=0x0",
+                  "-DSYSTEM_x86_l4v2", "-DARCH_x86", "-DCPUTYPE_", "-DL4API_"]
+        flags += [f"-I{d}" for d in first_includes]
+        flags += [f"-I{d}" for d in self.include_dirs()]
+        flags += ["-g", "-ffunction-sections", "-fno-strict-aliasing", "-Wall",
+                  "-Wstrict-prototypes", "-Wno-unused", "-Wno-pointer-sign", "-fno-common"]
+        return flags
+
+
+def is_dde_tree(root: Path) -> Path | None:
+    """The PKGDIR inside root if root looks like a DDE tree, else None."""
+    for name in PKGDIR_NAMES:
+        pkg = root / name
+        if (pkg / "Makeconf").is_file() and (pkg / "mk").is_dir() and (pkg / "contrib").is_dir():
+            if (root / "libddekit" / "ddekit" / "pci.h").is_file():
+                return pkg
+    return None
+
+
+def describe_not_dde(root: Path) -> str:
+    return (f"{root} is not a DDE tree: expected libdde-linux26/ (with Makeconf, mk/, contrib/) "
+            f"and libddekit/ddekit/*.h beside it. Give the Hurd incubator's 'dde' branch "
+            f"(git directory or checkout) or a Debian hurd source tree")
+
+
+def open_dde_tree(root: Path, origin: dict | None = None) -> DdeTree:
+    pkg = is_dde_tree(root)
+    if pkg is None:
+        raise PorterError(describe_not_dde(root))
+    if origin is None:
+        origin_file = root.parent / "origin.json"
+        origin = json.loads(origin_file.read_text()) if origin_file.is_file() else {"path": str(root)}
+    return DdeTree(root, pkg, root / "libddekit", origin)
+
+
+def layout_includes(tree: DdeTree) -> None:
+    """Create OBJ_BASE/include as the DDE's own install would (relative symlinks)."""
+    ob = tree.obj_base / "include"
+    contrib_inc = tree.pkgdir / "contrib" / "include"
+    links: dict[Path, Path] = {}
+    for d in sorted(contrib_inc.iterdir()):
+        if d.is_dir():
+            links[ob / "linux-headers" / d.name] = d
+    links[ob / "linux-headers" / "asm"] = tree.pkgdir / "contrib/arch/x86/include/asm"
+    own_inc = tree.pkgdir / "include"
+    for entry in sorted(own_inc.iterdir()):
+        if entry.name in ("linux", "net") or entry.name.startswith("dde26"):
+            links[ob / entry.name] = entry
+    links[ob / "x86" / "asm-x86"] = own_inc / "ARCH-x86" / "asm-x86"
+    links[ob / "x86" / "asm"] = ob / "x86" / "asm-x86"
+    for link, target in links.items():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(os.path.relpath(target, link.parent))
+
+
+def current_dde() -> DdeTree | None:
+    """The DDE tree to use: PORTER_DDE_TREE, else the one last fetched into the cache."""
+    env = os.environ.get("PORTER_DDE_TREE")
+    if env:
+        tree = open_dde_tree(Path(env))
+        if not (tree.obj_base / "include" / "linux-headers").is_dir():
+            layout_includes(tree)
+        return tree
+    marker = dde_root() / "CURRENT"
+    if not marker.is_file():
+        return None
+    src = dde_root() / marker.read_text().strip() / "src"
+    return open_dde_tree(src) if src.is_dir() else None
+
+
+def require_dde() -> DdeTree:
+    tree = current_dde()
+    if tree is None:
+        raise PorterError("no DDE tree: run `porter fetch --dde` (or `--dde --from PATH`), "
+                          "or set PORTER_DDE_TREE")
+    return tree

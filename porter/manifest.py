@@ -1,0 +1,76 @@
+"""The upstream manifest: releases, their files with SHA-256, and driver bundles."""
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import PROJECT_ROOT, PorterError
+
+MANIFEST_PATH = PROJECT_ROOT / "linux-2.6-drivers" / "manifest.toml"
+
+
+@dataclass(frozen=True)
+class Release:
+    version: str
+    commit: str                      # the mainline release commit (git --from)
+    files: dict[str, str]            # Linux path -> sha256
+
+
+@dataclass(frozen=True)
+class Bundle:
+    name: str
+    description: str
+    sources: tuple[str, ...]
+    headers: tuple[str, ...]
+
+    def files_in(self, release: Release) -> tuple[list[str], list[str]]:
+        """(sources, headers) of this bundle that the release has."""
+        missing = [p for p in self.sources if p not in release.files]
+        if missing:
+            raise PorterError(
+                f"bundle {self.name}: release {release.version} has no {', '.join(missing)} "
+                f"in {MANIFEST_PATH}; add the file's hash there or choose another version")
+        return list(self.sources), [h for h in self.headers if h in release.files]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    tarball_urls: tuple[str, ...]
+    releases: dict[str, Release]
+    bundles: dict[str, Bundle]
+
+    def release(self, version: str) -> Release:
+        try:
+            return self.releases[version]
+        except KeyError:
+            raise PorterError(
+                f"unknown Linux version {version!r}: {self.path} knows "
+                f"{', '.join(self.releases)}") from None
+
+    def bundle(self, name: str) -> Bundle:
+        try:
+            return self.bundles[name]
+        except KeyError:
+            raise PorterError(
+                f"unknown driver bundle {name!r}: {self.path} has {', '.join(self.bundles)}") from None
+
+
+def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise PorterError(f"{path}: manifest not found; porter's checkout is incomplete") from None
+    except tomllib.TOMLDecodeError as e:
+        raise PorterError(f"{path}: not valid TOML: {e}") from None
+    try:
+        releases = {
+            v: Release(v, r["commit"], dict(r["files"])) for v, r in data["release"].items()}
+        bundles = {
+            n: Bundle(n, b.get("description", ""), tuple(b["sources"]), tuple(b.get("headers", ())))
+            for n, b in data["bundle"].items()}
+        urls = tuple(data["source"]["tarball_urls"])
+    except KeyError as e:
+        raise PorterError(f"{path}: missing key {e}") from None
+    return Manifest(path, urls, releases, bundles)
