@@ -1,0 +1,181 @@
+"""Emit stage: render the driver tree (edited upstream files, shims, glue from
+templates, porting report), write it atomically, and never overwrite a hand edit
+silently."""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from . import PROJECT_ROOT, PorterError
+from .plan import SHIM_INCLUDE_DIR, SHIM_SRC_DIR, PortPlan
+from .rewrite import apply_edits
+
+TEMPLATES_DIR = PROJECT_ROOT / "templates"
+MANIFEST_NAME = ".porter-manifest.json"
+GLUE_TEMPLATES = {"Makefile": "Makefile.j2", "Makeconf.local": "Makeconf.local.j2",
+                  "default.ld": "default.ld.j2", "main.c": "main.c.j2"}
+
+
+@dataclass(frozen=True)
+class EmitResult:
+    out: Path
+    files: dict[str, str]        # relative path -> sha256
+    edits: int
+    unchanged: bool              # the tree on disk already had exactly these bytes
+
+    def summary(self) -> str:
+        state = "unchanged" if self.unchanged else "written"
+        return (f"{self.out}: {len(self.files)} files {state}, {self.edits} edits to upstream; "
+                f"report in {self.out / 'PORTING.md'}")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _md_cell(s: str) -> str:
+    s = s.strip().replace("|", "\\|").replace("\n", " ⏎ ")
+    return f"`{s}`" if s else "(insert)"
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=False)
+    env.filters["mdcell"] = _md_cell
+    return env
+
+
+def tree_name(bundle: str) -> str:
+    return "dde_" + bundle.replace("-", "_")
+
+
+def _brief(path: Path) -> str:
+    """A shim file's one-line brief (its first comment line)."""
+    first = path.read_text().splitlines()[0]
+    return first.strip("/* ").split(" - ", 1)[-1].rstrip("*/ ").strip()
+
+
+def render_tree(plan: PortPlan) -> tuple[dict[str, bytes], dict]:
+    """Every file of the tree, in memory, and the report data."""
+    inp = plan.inputs
+    files: dict[str, bytes] = {}
+    source_names = []
+    for path in inp.sources:
+        name = Path(path).name
+        if name in files:
+            raise PorterError(f"bundle {inp.bundle.name}: two sources named {name}")
+        files[name] = apply_edits(plan.scan.files[path].text, plan.edits.get(path, []))
+        source_names.append(name)
+    for path in inp.headers:
+        files[str(Path("include") / Path(path).relative_to("include"))] = apply_edits(
+            plan.scan.files[path].text, plan.edits.get(path, []))
+    shims = []
+    for h in plan.shim_headers:
+        src = SHIM_INCLUDE_DIR / h
+        files[f"include/{h}"] = src.read_bytes()
+        shims.append({"path": f"include/{h}", "brief": _brief(src)})
+    for s in plan.shim_sources:
+        files[s] = (SHIM_SRC_DIR / s).read_bytes()
+        source_names.append(s)
+        shims.append({"path": s, "brief": _brief(SHIM_SRC_DIR / s)})
+
+    target = tree_name(inp.bundle.name)
+    report = _report_data(plan, target, source_names, shims)
+    env = _env()
+    ctx = dict(report, sources=source_names)
+    for out_name, tmpl in GLUE_TEMPLATES.items():
+        files[out_name] = env.get_template(tmpl).render(ctx).encode()
+    files["PORTING.md"] = env.get_template("PORTING.md.j2").render(ctx).encode()
+    files["porting.json"] = (json.dumps(report, indent=1, sort_keys=True) + "\n").encode()
+    return files, report
+
+
+def _report_data(plan: PortPlan, target: str, sources: list[str], shims: list[dict]) -> dict:
+    inp = plan.inputs
+    linux_files = [{"path": p, "sha256": inp.release.files[p]} for p in (*inp.sources, *inp.headers)]
+    rule_files = sorted({r.where.rsplit(":", 1)[0] for r in inp.rules.rules})
+    origin = inp.dde.origin
+    dde_origin = (f"git {origin.get('path')} {origin.get('ref')} = {origin.get('commit')}"
+                  if origin.get("kind") == "git" else f"directory {origin.get('path')} ({origin.get('id', '')})")
+    edits = [{"file": e.file, "line": e.line, "rule": e.rule, "before": e.before, "after": e.text}
+             for path in sorted(plan.edits) for e in plan.edits[path]]
+    apis = [{"name": d.name, "kind": d.kind, "status": d.status, "rule": d.rule, "note": d.note,
+             "declared_in": d.declared_in, "uses": [str(u) for u in d.uses]} for d in plan.decisions]
+    expected = sorted({d.name for d in plan.decisions if d.status == "provided"
+                       and d.kind in ("function", "variable")
+                       and not any(u.inline for f in plan.scan.files.values() for u in f.uses
+                                   if u.name == d.name)})
+    return {
+        "target": target, "bundle": inp.bundle.name, "description": inp.bundle.description,
+        "version": inp.release.version,
+        "inputs": {"linux_files": linux_files, "dde_origin": dde_origin,
+                   "rule_files": [{"path": str(Path(p).relative_to(PROJECT_ROOT)) if p.startswith(str(PROJECT_ROOT)) else p,
+                                   "sha256": sha256(Path(p).read_bytes())} for p in rule_files]},
+        "api_counts": dict(Counter(d.status for d in plan.decisions)),
+        "apis": apis, "edits": edits, "initcall_renames": plan.initcall_renames,
+        "shims": shims, "expected_symbols": expected, "sources": sources,
+    }
+
+
+def hand_edits(out: Path) -> list[str]:
+    """Files of an emitted tree that differ from what porter wrote there, or that
+    porter did not write. Raises if out is not a porter tree at all."""
+    manifest = out / MANIFEST_NAME
+    if not manifest.is_file():
+        raise PorterError(f"{out} exists and is not a tree porter emitted (no {MANIFEST_NAME}); "
+                          "choose another --out, or remove it")
+    recorded = json.loads(manifest.read_text())["files"]
+    changed = []
+    for rel, digest in sorted(recorded.items()):
+        p = out / rel
+        if not p.is_file():
+            changed.append(f"{rel} (deleted)")
+        elif sha256(p.read_bytes()) != digest:
+            changed.append(f"{rel} (edited)")
+    for p in sorted(out.rglob("*")):
+        rel = str(p.relative_to(out))
+        if p.is_file() and rel != MANIFEST_NAME and rel not in recorded:
+            changed.append(f"{rel} (added)")
+    return changed
+
+
+def emit_tree(plan: PortPlan, out: Path, force: bool = False) -> EmitResult:
+    files, report = render_tree(plan)
+    digests = {rel: sha256(data) for rel, data in sorted(files.items())}
+    manifest = json.dumps({"generator": "porter", "files": digests}, indent=1, sort_keys=True) + "\n"
+    out = out.resolve()
+    if out.exists() and any(out.iterdir()):
+        changed = hand_edits(out) if not (force and not (out / MANIFEST_NAME).is_file()) else []
+        if changed and not force:
+            raise PorterError(f"{out} has changes porter did not make:\n  " + "\n  ".join(changed)
+                              + "\nKeep them elsewhere, or re-run with --force to overwrite them")
+        old = json.loads((out / MANIFEST_NAME).read_text()) if (out / MANIFEST_NAME).is_file() else None
+        if old and old.get("files") == digests and not changed:
+            return EmitResult(out, digests, len(report["edits"]), True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        for rel, data in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_bytes(data)
+        (tmp / MANIFEST_NAME).write_text(manifest)
+        if out.exists():
+            # swap: the old tree stays whole until the new one is in place
+            old_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, old_dir / "tree")
+            os.rename(tmp, out)
+            shutil.rmtree(old_dir)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return EmitResult(out, digests, len(report["edits"]), False)
