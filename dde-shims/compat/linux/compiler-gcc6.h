@@ -1,0 +1,2 @@
+/* porter: gcc 6 uses the common header for recent gcc releases. */
+#include <linux/porter-compiler-gcc.h>

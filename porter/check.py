@@ -1,0 +1,203 @@
+"""Build check: compile every source of an emitted tree (all but the Mach main.c)
+against the real DDE with the DDE's own flags, then list the undefined symbols
+that neither the tree, libdde_linux26, libddekit nor libc defines."""
+
+import functools
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import PROJECT_ROOT, PorterError
+from .dde import DdeTree, require_dde
+from .emit import MANIFEST_NAME
+
+COMPAT_DIR = PROJECT_ROOT / "dde-shims" / "compat"
+# Mach-only glue: it needs the Hurd's headers and libmachdevdde
+HURD_ONLY = {"main.c"}
+STUB_MARK = "ddekit_linux_trace_and_stop"
+
+
+@dataclass
+class CompileResult:
+    source: str
+    compiler: str
+    ok: bool
+    seconds: float
+    warnings: int
+    output: str
+    obj: Path | None
+
+
+@dataclass
+class CheckResult:
+    tree: Path
+    compiles: list[CompileResult]
+    undefined: dict[str, list[str]]          # symbol -> objects needing it (unexplained)
+    from_dde: list[str] = field(default_factory=list)      # resolved by libdde_linux26
+    from_ddekit: list[str] = field(default_factory=list)
+    from_libc: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.compiles) and not self.undefined
+
+
+def compiler_flags(dde: DdeTree, tree: Path, module: str, compiler: str,
+                   implicit_is_error: bool = True) -> list[str]:
+    flags = dde.compile_flags(module, [tree / "include"])
+    if "clang" in Path(compiler).name:
+        flags = ["-target", "i386-pc-linux-gnu"] + [f for f in flags if f != "-m32"]
+    # gcc > 5 needs linux/compiler-gcc<N>.h (porter's own, after the DDE's);
+    # Debian's gcc defaults to PIE, which kernel code is not written for;
+    # an implicit declaration is a symbol the DDE lacks: fail here, not at link time.
+    flags += ["-idirafter", str(COMPAT_DIR), "-fno-pie"]
+    return flags + (["-Werror=implicit-function-declaration"] if implicit_is_error else [])
+
+
+def compile_tree(tree: Path, dde: DdeTree, objdir: Path, compiler: str = "gcc",
+                 implicit_is_error: bool = True) -> list[CompileResult]:
+    results = []
+    sources = sorted(p for p in tree.glob("*.c") if p.name not in HURD_ONLY)
+    if not sources:
+        raise PorterError(f"{tree}: no C sources; is it a tree `porter port` emitted?")
+    for src in sources:
+        obj = objdir / f"{src.stem}.{Path(compiler).name}.o"
+        cmd = [compiler, "-c", str(src), "-o", str(obj),
+               *compiler_flags(dde, tree, src.stem, compiler, implicit_is_error)]
+        t0 = time.monotonic()
+        # cwd: the DDE's flags name "." as an include directory, as in its own build
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=tree)
+        out = r.stderr
+        results.append(CompileResult(src.name, Path(compiler).name, r.returncode == 0,
+                                     time.monotonic() - t0, len(re.findall(r": warning:", out)),
+                                     out, obj if r.returncode == 0 else None))
+    return results
+
+
+def _nm(paths: list[Path], *opts: str) -> set[str]:
+    if not paths:
+        return set()
+    r = subprocess.run(["nm", "-P", *opts, *map(str, paths)], capture_output=True, text=True)
+    syms = set()
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and not line.endswith(":"):
+            syms.add(parts[0])
+    return syms
+
+
+def undefined_by_object(objs: list[Path]) -> dict[str, list[str]]:
+    need: dict[str, list[str]] = {}
+    for o in objs:
+        for s in _nm([o], "-u"):
+            need.setdefault(s, []).append(o.name.split(".")[0] + ".o")
+    return need
+
+
+@functools.cache
+def libc_symbols() -> frozenset[str]:
+    """Symbols the 32-bit libc defines (gcc-multilib's libc6-i386)."""
+    out = subprocess.run(["gcc", "-m32", "-print-file-name=libc.so.6"], capture_output=True,
+                         text=True).stdout.strip()
+    if not out or not Path(out).exists():
+        return frozenset()
+    return frozenset(s.split("@")[0] for s in _nm([Path(out)], "-D", "--defined-only"))
+
+
+def ddekit_symbols(dde: DdeTree) -> frozenset[str]:
+    """Functions and variables the DDEKit headers declare (libddekit provides them on the Hurd)."""
+    names = set()
+    for h in (dde.ddekit / "ddekit").glob("*.h"):
+        names |= set(re.findall(r"\b(_?ddekit_\w+|fetch_jiffies)\s*\(", h.read_text(errors="replace")))
+    return frozenset(names)
+
+
+def run_check(tree: Path, dde: DdeTree, dde_symbols: frozenset[str], compilers=("gcc",),
+              implicit_is_error: bool = True) -> CheckResult:
+    tree = tree.resolve()
+    if not (tree / MANIFEST_NAME).is_file():
+        raise PorterError(f"{tree} is not a tree porter emitted (no {MANIFEST_NAME})")
+    objdir = Path(tempfile.mkdtemp(prefix="porter-check-"))
+    try:
+        compiles = []
+        for cc in compilers:
+            if shutil.which(cc) is None:
+                raise PorterError(f"compiler {cc!r} not found; install it or drop --cc {cc}")
+            compiles += compile_tree(tree, dde, objdir, cc, implicit_is_error)
+        objs = [c.obj for c in compiles if c.obj is not None and c.compiler == Path(compilers[0]).name]
+        need = undefined_by_object(objs)
+        defined = _nm(objs, "--defined-only")
+        kit, libc = ddekit_symbols(dde), libc_symbols()
+        result = CheckResult(tree, compiles, {})
+        for sym, users in sorted(need.items()):
+            if sym in defined:
+                continue
+            if sym in dde_symbols:
+                result.from_dde.append(sym)
+            elif sym in kit:
+                result.from_ddekit.append(sym)
+            elif sym in libc or sym == "_GLOBAL_OFFSET_TABLE_":
+                result.from_libc.append(sym)
+            else:
+                result.undefined[sym] = users
+        return result
+    finally:
+        shutil.rmtree(objdir, ignore_errors=True)
+
+
+def format_table(res: CheckResult) -> str:
+    rows = [f"porter check {res.tree}", "",
+            f"{'source':28} {'compiler':8} {'result':7} {'warn':>4} {'time':>6}"]
+    for c in res.compiles:
+        rows.append(f"{c.source:28} {c.compiler:8} {'ok' if c.ok else 'FAILED':7} {c.warnings:4d} {c.seconds:5.1f}s")
+    rows.append("")
+    rows.append(f"undefined symbols: {len(res.from_dde)} from libdde_linux26, {len(res.from_ddekit)} "
+                f"from libddekit, {len(res.from_libc)} from libc, {len(res.undefined)} unexplained")
+    for sym, users in res.undefined.items():
+        rows.append(f"  UNDEFINED {sym:32} needed by {', '.join(users)}")
+    for c in res.compiles:
+        if not c.ok:
+            rows.append(f"\n--- {c.source} ({c.compiler}) ---\n{c.output.strip()}")
+    rows.append("")
+    rows.append("check: " + ("passed" if res.ok else "FAILED"))
+    return "\n".join(rows)
+
+
+def write_junit(res: CheckResult, path: Path) -> None:
+    cases = []
+    for c in res.compiles:
+        case = ET.Element("testcase", classname=f"compile.{c.compiler}", name=c.source,
+                          time=f"{c.seconds:.3f}")
+        if not c.ok:
+            ET.SubElement(case, "failure", message=f"{c.source} does not compile").text = c.output
+        cases.append(case)
+    link = ET.Element("testcase", classname="link", name="undefined-symbols")
+    if res.undefined:
+        ET.SubElement(link, "failure", message=f"{len(res.undefined)} unexplained undefined symbols").text = \
+            "\n".join(f"{s} needed by {', '.join(u)}" for s, u in res.undefined.items())
+    cases.append(link)
+    suite = ET.Element("testsuite", name="porter-check", tests=str(len(cases)),
+                       failures=str(sum(1 for c in cases if c.find("failure") is not None)))
+    suite.extend(cases)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def check_tree(tree: Path, junit: Path | None = None, compilers=None) -> int:
+    from .dde_build import DdeBuildError, ensure_build
+    dde = require_dde()
+    try:
+        build = ensure_build(dde, log=lambda m: print(m, file=sys.stderr))
+    except DdeBuildError as e:
+        raise PorterError(str(e)) from None
+    res = run_check(tree, dde, build.defined_symbols, tuple(compilers or ("gcc",)))
+    print(format_table(res))
+    if junit:
+        write_junit(res, junit)
+    return 0 if res.ok else 1
