@@ -10,13 +10,8 @@ import pytest
 from porter import PorterError
 from porter.cache import linux_dir
 from porter.dde import current_dde
-from porter.manifest import Bundle, Release
-from porter.pipeline import Inputs, scan_inputs
-from porter.plan import plan_port
-from porter.rules import load_rules
 
-FIXTURES = Path(__file__).parent / "fixtures"
-FIXTURE_LINUX = FIXTURES / "linux"
+from fixture_plans import FIXTURE_LINUX
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -52,19 +47,6 @@ def linux_2_6_32():
     if not (root / "origin.json").is_file():
         pytest.skip("Linux 2.6.32 not in porter's cache (run `porter fetch --version 2.6.32 [--from PATH]`)")
     return root
-
-
-def fixture_inputs(dde, sources, headers=(), rule_paths=None, root=FIXTURE_LINUX, symbols=None) -> Inputs:
-    """Inputs over porter's own Linux-style C fixtures (a bundle that is not in the manifest)."""
-    files = {p: "" for p in (*sources, *headers)}
-    return Inputs(Bundle("fixture", "porter test fixture", tuple(sources), tuple(headers)),
-                  Release("fixture", "", files), root, tuple(sources), tuple(headers), dde,
-                  load_rules(rule_paths), symbols)
-
-
-def fixture_plan(dde, sources, headers=(), rule_paths=None, root=FIXTURE_LINUX, symbols=None):
-    inputs = fixture_inputs(dde, sources, headers, rule_paths, root, symbols)
-    return plan_port(inputs, scan_inputs(inputs))
 
 
 @pytest.fixture

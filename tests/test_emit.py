@@ -9,7 +9,7 @@ from porter import PorterError
 from porter.emit import MANIFEST_NAME, emit_tree
 from porter.scan import ScanError
 
-from conftest import fixture_plan
+from fixture_plans import fixture_plan
 
 FIX = ["drivers/misc/porterfix.c"]
 FIX_H = ["include/linux/porterfix.h"]

@@ -10,7 +10,7 @@ from porter.emit import render_tree
 from porter.rewrite import EditConflict
 from porter.rules import RULES_DIR, RuleError, load_rules
 
-from conftest import fixture_plan
+from fixture_plans import fixture_plan
 
 FIX = ["drivers/misc/porterfix.c"]
 FIX_H = ["include/linux/porterfix.h"]
