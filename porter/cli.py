@@ -50,6 +50,25 @@ def cmd_check(args) -> int:
     return check_tree(Path(args.tree), junit=args.junit, compilers=args.cc)
 
 
+def cmd_build(args) -> int:
+    from .build import build_host
+    from .dde import require_dde
+    from .dde_build import DdeBuildError, ensure_build
+    dde = require_dde()
+    try:
+        dde_build = ensure_build(dde, log=lambda m: print(m, file=sys.stderr))
+    except DdeBuildError as e:
+        raise PorterError(str(e)) from None
+    host = build_host(Path(args.tree), dde, dde_build, Path(args.output) if args.output else None)
+    print(host.executable)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(args.version, Path(args.out), args.count)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="porter", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -80,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--junit", type=Path, help="write JUnit XML here")
     c.add_argument("--cc", action="append", help="compiler(s) to use (default: gcc; repeat for clang too)")
     c.set_defaults(func=cmd_check)
+
+    b = sub.add_parser("build", help="link a tree with the real DDE into a driver host the harness runs")
+    b.add_argument("tree")
+    b.add_argument("-o", "--output", help="executable to write (default: TREE.host/driver-host)")
+    b.set_defaults(func=cmd_build)
+
+    d = sub.add_parser("demo", help="port, check and build virtio-net, then ping a kernel through it on QEMU")
+    d.add_argument("--version", default="2.6.32")
+    d.add_argument("--out", default="out/dde_virtio_net")
+    d.add_argument("--count", type=int, default=5)
+    d.set_defaults(func=cmd_demo)
     return p
 
 

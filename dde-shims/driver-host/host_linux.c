@@ -1,0 +1,143 @@
+/* host_linux.c - the driver host's Linux side: bring the DDE up as netdde does and drive its net devices. */
+#include <dde26.h>
+#include <dde26_net.h>
+#include <linux/netdevice.h>
+#include <linux/etherdevice.h>
+#include <linux/cpumask.h>
+#include <linux/rtnetlink.h>
+#include <linux/string.h>
+
+#include "host_bridge.h"
+
+/* libdde_linux26's Mach glue (lib/src/mach_glue/net.c): libmachdevdde's transmit path */
+extern int linux_pkg_xmit(char *pkg_data, int len, void *del_data,
+			  int (*del_func)(struct sk_buff *, void *),
+			  struct net_device *dev);
+
+static int host_rx(char *data, int len, struct net_device *dev)
+{
+	host_deliver_rx(dev->name, data, len);
+	return NET_RX_SUCCESS;
+}
+
+void host_dde_start(int cpumask_fix)
+{
+	/*
+	 * DDE bug (arch/l4/smp.c): every CPU is "possible" while per_cpu_ptr()
+	 * ignores the CPU, so a new workqueue's one per-CPU structure is set up
+	 * again after its worker began to wait; the first schedule_work() can
+	 * hang.  The emitted main.c does the same on the Hurd.
+	 */
+	if (cpumask_fix)
+		cpumask_copy((struct cpumask *)cpu_possible_mask, cpu_online_mask);
+
+	l4dde26_init();
+	l4dde26_process_init();
+	l4dde26_softirq_init();
+
+	printk("Initializing skb subsystem\n");
+	skb_init();
+
+	l4dde26_register_rx_callback(host_rx);
+	l4dde26_do_initcalls();
+}
+
+int host_list_netdevs(char names[][16], int max)
+{
+	struct net_device *dev;
+	int n = 0;
+
+	read_lock(&dev_base_lock);
+	for_each_netdev(&init_net, dev) {
+		if (n < max && !(dev->flags & IFF_LOOPBACK))
+			strlcpy(names[n++], dev->name, 16);
+	}
+	read_unlock(&dev_base_lock);
+	return n;
+}
+
+/* A held reference; callers drop it with dev_put(). */
+static struct net_device *host_dev(const char *ifname)
+{
+	return dev_get_by_name(&init_net, ifname);
+}
+
+int host_net_open(const char *ifname)
+{
+	struct net_device *dev = host_dev(ifname);
+	int err;
+
+	if (!dev)
+		return -ENODEV;
+	rtnl_lock();
+	err = dev_open(dev);
+	rtnl_unlock();
+	dev_put(dev);
+	return err;
+}
+
+int host_net_close(const char *ifname)
+{
+	struct net_device *dev = host_dev(ifname);
+	int err;
+
+	if (!dev)
+		return -ENODEV;
+	rtnl_lock();
+	err = dev_close(dev);
+	rtnl_unlock();
+	dev_put(dev);
+	return err;
+}
+
+int host_net_xmit(const char *ifname, const void *frame, int len)
+{
+	struct net_device *dev = host_dev(ifname);
+	int err;
+
+	if (!dev)
+		return -ENODEV;
+	if (!netif_running(dev)) {
+		dev_put(dev);
+		return -ENETDOWN;
+	}
+	/* linux_pkg_xmit returns positive Mach-style errors and NETDEV_TX_* codes */
+	err = linux_pkg_xmit((char *)frame, len, NULL, NULL, dev);
+	dev_put(dev);
+	return err > 0 ? -err : err;
+}
+
+int host_net_info(const char *ifname, struct host_netdev_info *info)
+{
+	struct net_device *dev = host_dev(ifname);
+
+	if (!dev)
+		return -ENODEV;
+	memcpy(info->mac, dev->dev_addr, 6);
+	info->flags = dev->flags;
+	info->mtu = dev->mtu;
+	info->link_up = netif_carrier_ok(dev);
+	info->running = netif_running(dev);
+	dev_put(dev);
+	return 0;
+}
+
+int host_net_rx_mode(const char *ifname, int promisc, int allmulti,
+		     const unsigned char *mc, int nmc)
+{
+	struct net_device *dev = host_dev(ifname);
+	int i, err = 0;
+
+	if (!dev)
+		return -ENODEV;
+	rtnl_lock();
+	if (!!(dev->flags & IFF_PROMISC) != !!promisc)
+		dev_set_promiscuity(dev, promisc ? 1 : -1);
+	if (!!(dev->flags & IFF_ALLMULTI) != !!allmulti)
+		dev_set_allmulti(dev, allmulti ? 1 : -1);
+	for (i = 0; i < nmc && !err; i++)
+		err = dev_mc_add(dev, (void *)(mc + 6 * i), 6, 0);
+	rtnl_unlock();
+	dev_put(dev);
+	return err;
+}

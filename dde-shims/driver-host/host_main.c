@@ -1,0 +1,442 @@
+/* host_main.c - the driver host: runs a ported tree on the real libdde_linux26 and serves porter's harness. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "ddekit_linux.h"
+#include "portio_trap.h"
+#include "host_bridge.h"
+#include "protocol.h"
+
+/*
+ * libdde_linux26 is linked into this executable and defines snprintf,
+ * sprintf, vsnprintf, sscanf and more under their libc names (kernel
+ * semantics).  This file therefore formats only with fprintf/fputs.
+ */
+
+#define EXIT_HARNESS_GONE 3	/* a channel to the harness closed: a clean stop */
+#define EXIT_BAD_SETUP 4
+
+static int ctl_fd = 3, io_fd = 4;
+static pthread_mutex_t ctl_send_lock = PTHREAD_MUTEX_INITIALIZER;
+static volatile int io_busy;		/* spin lock: io_call may run inside the SIGSEGV trap */
+static uint32_t io_seq;
+static volatile uint32_t rx_frames, tx_frames;
+static uint32_t irq_lines[8];
+static int nirqs;
+
+static void die_harness_gone(const char *channel)
+{
+	fprintf(stderr, "driver-host: the harness closed the %s channel; exiting\n", channel);
+	_exit(EXIT_HARNESS_GONE);
+}
+
+/* ---------------------------------------------------------------- sending */
+
+static int send_msg(int fd, uint16_t type, uint32_t seq, const void *a, size_t alen,
+		    const void *b, size_t blen)
+{
+	struct porter_msg_hdr h = { PORTER_MSG_MAGIC, PORTER_PROTO_VERSION, type, seq,
+				    (uint32_t)(alen + blen) };
+	struct iovec iov[3] = { { &h, sizeof(h) }, { (void *)a, alen }, { (void *)b, blen } };
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 3 };
+	ssize_t n;
+
+	do
+		n = sendmsg(fd, &m, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : 0;
+}
+
+static void ctl_send(uint16_t type, uint32_t seq, const void *a, size_t alen, const void *b, size_t blen)
+{
+	int err;
+
+	pthread_mutex_lock(&ctl_send_lock);
+	err = send_msg(ctl_fd, type, seq, a, alen, b, blen);
+	pthread_mutex_unlock(&ctl_send_lock);
+	if (err == -EPIPE || err == -ECONNRESET)
+		die_harness_gone("control");
+}
+
+static void ctl_text(uint16_t type, uint32_t seq, const char *a, const char *b)
+{
+	ctl_send(type, seq, a, strlen(a), b ? b : "", b ? strlen(b) : 0);
+}
+
+static void reply(uint32_t seq, int32_t status, const void *data, size_t len)
+{
+	struct porter_reply_hdr r = { status };
+
+	ctl_send(PORTER_REPLY, seq, &r, sizeof(r), data, len);
+}
+
+/* ---------------------------------------------------------------- receiving */
+
+/* One message: 1, 0 on EOF, or -errno. Checks the header; *why explains a reject. */
+static int recv_msg(int fd, struct porter_msg_hdr *h, uint8_t *buf, size_t cap,
+		    int *fds, int maxfds, int *nfds, const char **why)
+{
+	uint8_t raw[PORTER_MSG_MAX];
+	char cbuf[CMSG_SPACE(sizeof(int) * 24)];
+	struct iovec iov = { raw, sizeof(raw) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	*why = NULL;
+	if (nfds)
+		*nfds = 0;
+	do
+		n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return 0;
+	for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			int k, got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			int *in = (int *)CMSG_DATA(c);
+
+			for (k = 0; k < got; k++) {
+				if (nfds && *nfds < maxfds)
+					fds[(*nfds)++] = in[k];
+				else
+					close(in[k]);	/* more than expected: do not leak */
+			}
+		}
+	}
+	memset(h, 0, sizeof(*h));
+	if ((size_t)n < sizeof(*h)) {
+		*why = "message shorter than its header";
+		return 1;
+	}
+	memcpy(h, raw, sizeof(*h));
+	if (h->magic != PORTER_MSG_MAGIC)
+		*why = "bad magic (not a porter message)";
+	else if (h->version != PORTER_PROTO_VERSION)
+		*why = "unsupported protocol version (this host speaks version 1)";
+	else if (h->len != (size_t)n - sizeof(*h))
+		*why = "payload length does not match the header";
+	else if (h->len > cap)
+		*why = "payload too large";
+	else if (m.msg_flags & MSG_TRUNC)
+		*why = "message truncated";
+	if (!*why)
+		memcpy(buf, raw + sizeof(*h), h->len);
+	return 1;
+}
+
+/* ---------------------------------------------------------------- io channel */
+
+/*
+ * A synchronous request to the harness.  It runs on DDE threads and inside
+ * the port-I/O trap's signal handler, so no pthread locks: a spin lock, and
+ * only async-signal-safe calls.  The trap is synchronous (the thread's own
+ * in/out), so a thread never re-enters here while it holds the lock.
+ */
+static int io_call(uint16_t type, const void *req, size_t len, uint32_t *value)
+{
+	struct porter_msg_hdr h;
+	uint8_t buf[64];
+	const char *why;
+	uint32_t seq;
+	int r, status;
+
+	while (__atomic_test_and_set(&io_busy, __ATOMIC_ACQUIRE))
+		sched_yield();
+	seq = ++io_seq;
+	if (send_msg(io_fd, type, seq, req, len, NULL, 0) < 0)
+		die_harness_gone("io");
+	for (;;) {
+		r = recv_msg(io_fd, &h, buf, sizeof(buf), NULL, 0, NULL, &why);
+		if (r <= 0)
+			die_harness_gone("io");
+		if (!why && h.type == PORTER_REPLY && h.seq == seq && h.len >= 4)
+			break;
+		/* not our answer: report it and keep waiting for the right one */
+		send_msg(io_fd, PORTER_ERROR, h.seq, why ? why : "unexpected message on the io channel",
+			 strlen(why ? why : "unexpected message on the io channel"), NULL, 0);
+	}
+	memcpy(&status, buf, 4);
+	if (value)
+		*value = h.len >= 8 ? *(uint32_t *)(buf + 4) : 0;
+	__atomic_clear(&io_busy, __ATOMIC_RELEASE);
+	return status;
+}
+
+static int pci_get_device(int nr, int *bus, int *slot, int *func)
+{
+	struct porter_get_device_req req = { (uint32_t)nr };
+	uint32_t v;
+	int st = io_call(PORTER_PCI_GET_DEVICE, &req, sizeof(req), &v);
+
+	if (st)
+		return -1;
+	*bus = v & 0xff;
+	*slot = (v >> 8) & 0xff;
+	*func = (v >> 16) & 0xff;
+	return 0;
+}
+
+static int pci_read(int bus, int slot, int func, int pos, int len, uint32_t *val)
+{
+	struct porter_pci_cfg_req req = { bus, slot, func, 0, pos, len, 0 };
+
+	return io_call(PORTER_PCI_READ, &req, sizeof(req), val) ? -1 : 0;
+}
+
+static int pci_write(int bus, int slot, int func, int pos, int len, uint32_t val)
+{
+	struct porter_pci_cfg_req req = { bus, slot, func, 0, pos, len, val };
+
+	return io_call(PORTER_PCI_WRITE, &req, sizeof(req), NULL) ? -1 : 0;
+}
+
+static int pci_irq_enable(int bus, int slot, int func, int pin, int *irq)
+{
+	struct porter_pci_cfg_req req = { bus, slot, func, 0, pin, 0, 0 };
+	uint32_t v;
+
+	if (io_call(PORTER_PCI_IRQ, &req, sizeof(req), &v))
+		return -1;
+	*irq = (int)v;
+	return 0;
+}
+
+static uint32_t pio_read(uint16_t port, int size)
+{
+	struct porter_pio_req req = { port, (uint16_t)size, 0 };
+	uint32_t v = 0xffffffff;
+
+	io_call(PORTER_PIO_READ, &req, sizeof(req), &v);
+	return v;
+}
+
+static void pio_write(uint16_t port, int size, uint32_t val)
+{
+	struct porter_pio_req req = { port, (uint16_t)size, val };
+
+	io_call(PORTER_PIO_WRITE, &req, sizeof(req), NULL);
+}
+
+static const struct ddekit_linux_pci_ops harness_pci = {
+	pci_get_device, pci_read, pci_write, pci_irq_enable,
+};
+
+/* ---------------------------------------------------------------- RX */
+
+void host_deliver_rx(const char *ifname, const void *frame, int len)
+{
+	struct porter_ifname_req r;
+
+	memset(&r, 0, sizeof(r));
+	strncpy(r.ifname, ifname, sizeof(r.ifname) - 1);
+	rx_frames++;
+	ctl_send(PORTER_RX, 0, &r, sizeof(r), frame, len);
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static int setup(const struct porter_setup_req *req, size_t len, int *fds, int nfds,
+		 const char **why)
+{
+	int i, err;
+
+	if (len != sizeof(*req) || req->nirqs > 8) {
+		*why = "SETUP payload malformed";
+		return -EINVAL;
+	}
+	if (nfds != 1 + 2 * (int)req->nirqs) {
+		*why = "SETUP needs the memfd and an eventfd and a resample eventfd per irq";
+		return -EINVAL;
+	}
+	err = ddekit_linux_arena_attach(fds[0], req->mem_size);
+	if (err) {
+		*why = "the DMA arena could not be attached (size, or mmap of the memfd)";
+		return err;
+	}
+	nirqs = req->nirqs;
+	for (i = 0; i < nirqs; i++) {
+		irq_lines[i] = req->irq_lines[i];
+		err = ddekit_linux_irq_bind(irq_lines[i], fds[1 + 2 * i]);
+		if (!err)
+			err = ddekit_linux_irq_set_resample(irq_lines[i], fds[2 + 2 * i]);
+		if (err) {
+			*why = "an interrupt eventfd could not be bound";
+			return err;
+		}
+	}
+	ddekit_linux_set_pci_ops(&harness_pci);
+	err = portio_trap_install(pio_read, pio_write);
+	if (err) {
+		*why = "the port-I/O trap could not be installed";
+		return err;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- commands */
+
+static int ifname_of(const uint8_t *buf, size_t len, char *out)
+{
+	if (len < PORTER_IFNAMSIZ || memchr(buf, 0, PORTER_IFNAMSIZ) == NULL)
+		return -1;
+	memcpy(out, buf, PORTER_IFNAMSIZ);
+	return 0;
+}
+
+static int serve_one(const struct porter_msg_hdr *h, const uint8_t *buf)
+{
+	char ifname[PORTER_IFNAMSIZ];
+	const uint8_t *rest = buf + PORTER_IFNAMSIZ;
+	size_t restlen = h->len >= PORTER_IFNAMSIZ ? h->len - PORTER_IFNAMSIZ : 0;
+
+	switch (h->type) {
+	case PORTER_OPEN:
+	case PORTER_CLOSE:
+	case PORTER_XMIT:
+	case PORTER_INFO:
+		if (ifname_of(buf, h->len, ifname)) {
+			ctl_text(PORTER_ERROR, h->seq, "missing or unterminated interface name", NULL);
+			return 0;
+		}
+		if (h->type == PORTER_OPEN)
+			reply(h->seq, host_net_open(ifname), NULL, 0);
+		else if (h->type == PORTER_CLOSE)
+			reply(h->seq, host_net_close(ifname), NULL, 0);
+		else if (h->type == PORTER_XMIT) {
+			int st = restlen ? host_net_xmit(ifname, rest, restlen) : -EINVAL;
+
+			if (st == 0)
+				tx_frames++;
+			reply(h->seq, st, NULL, 0);
+		} else {
+			struct host_netdev_info i;
+			struct porter_info_reply r;
+			int st = host_net_info(ifname, &i);
+
+			memset(&r, 0, sizeof(r));
+			if (!st) {
+				memcpy(r.mac, i.mac, 6);
+				r.flags = i.flags;
+				r.mtu = i.mtu;
+				r.link_up = i.link_up;
+				r.running = i.running;
+			}
+			reply(h->seq, st, &r, sizeof(r));
+		}
+		return 0;
+	case PORTER_RX_MODE: {
+		struct porter_rx_mode_req r;
+
+		if (h->len < sizeof(r)) {
+			ctl_text(PORTER_ERROR, h->seq, "RX_MODE payload too short", NULL);
+			return 0;
+		}
+		memcpy(&r, buf, sizeof(r));
+		if (memchr(r.ifname, 0, sizeof(r.ifname)) == NULL || r.nmc > 64 ||
+		    h->len != sizeof(r) + 6 * r.nmc) {
+			ctl_text(PORTER_ERROR, h->seq, "RX_MODE payload malformed", NULL);
+			return 0;
+		}
+		reply(h->seq, host_net_rx_mode(r.ifname, r.promisc, r.allmulti, buf + sizeof(r), r.nmc),
+		      NULL, 0);
+		return 0;
+	}
+	case PORTER_STATS: {
+		struct porter_stats_reply s = { (uint32_t)ddekit_linux_arena_in_use(),
+						(uint32_t)portio_trap_count(), rx_frames, tx_frames };
+
+		reply(h->seq, 0, &s, sizeof(s));
+		return 0;
+	}
+	case PORTER_SHUTDOWN:
+		ctl_send(PORTER_BYE, h->seq, NULL, 0, NULL, 0);
+		return 1;
+	default:
+		ctl_text(PORTER_ERROR, h->seq, "unknown message type on the control channel", NULL);
+		return 0;
+	}
+}
+
+static int arg_fd(int argc, char **argv, const char *name, int dflt)
+{
+	int i;
+
+	for (i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], name))
+			return atoi(argv[i + 1]);
+	return dflt;
+}
+
+int main(int argc, char **argv)
+{
+	static uint8_t buf[PORTER_MSG_MAX];
+	struct porter_msg_hdr h;
+	struct porter_ready_msg ready;
+	const char *why;
+	int fds[24], nfds, r, err, i;
+
+	ctl_fd = arg_fd(argc, argv, "--ctl-fd", 3);
+	io_fd = arg_fd(argc, argv, "--io-fd", 4);
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	/* SETUP first: nothing of the DDE may run before its memory exists */
+	for (;;) {
+		r = recv_msg(ctl_fd, &h, buf, sizeof(buf), fds, 24, &nfds, &why);
+		if (r <= 0)
+			die_harness_gone("control");
+		if (!why && h.type == PORTER_SETUP)
+			break;
+		for (i = 0; i < nfds; i++)
+			close(fds[i]);
+		ctl_text(PORTER_ERROR, h.seq, why ? why : "expected SETUP first", NULL);
+	}
+	err = setup((const struct porter_setup_req *)buf, h.len, fds, nfds, &why);
+	if (err) {
+		ctl_text(PORTER_ERROR, h.seq, why, NULL);
+		fprintf(stderr, "driver-host: setup failed: %s\n", why);
+		return EXIT_BAD_SETUP;
+	}
+	reply(h.seq, 0, NULL, 0);
+
+	host_dde_start(getenv("PORTER_NO_CPUMASK_FIX") == NULL);
+
+	memset(&ready, 0, sizeof(ready));
+	ready.ndevs = host_list_netdevs(ready.ifnames, 8);
+	ctl_send(PORTER_READY, 0, &ready, sizeof(ready), NULL, 0);
+
+	/* The main thread is the DDE process the initcalls ran in: commands run here. */
+	for (;;) {
+		r = recv_msg(ctl_fd, &h, buf, sizeof(buf), fds, 24, &nfds, &why);
+		if (r == 0)
+			die_harness_gone("control");
+		if (r < 0) {
+			fprintf(stderr, "driver-host: control channel: %s\n", strerror(-r));
+			return EXIT_HARNESS_GONE;
+		}
+		for (i = 0; i < nfds; i++)
+			close(fds[i]);
+		if (why) {
+			ctl_text(PORTER_ERROR, h.seq, why, NULL);
+			continue;
+		}
+		if (serve_one(&h, buf))
+			break;
+	}
+	fflush(stdout);
+	return 0;
+}

@@ -1,0 +1,124 @@
+/* protocol.h - the driver host's wire protocol with porter's harness (version 1). */
+#ifndef PORTER_HOST_PROTOCOL_H
+#define PORTER_HOST_PROTOCOL_H
+
+/*
+ * Two SOCK_SEQPACKET channels (one message per packet; fds ride as SCM_RIGHTS):
+ *
+ *   ctl: the harness asks, the host answers (REPLY with the request's seq);
+ *        the host also sends READY, RX, LOG, ERROR and BYE unasked.
+ *   io:  the host asks (PCI config, port I/O, from any thread, even inside
+ *        the port-I/O trap), the harness answers with REPLY.
+ *
+ * Every message: struct porter_msg_hdr, then `len` payload bytes. All fields
+ * little endian, structures packed. A message with a bad magic, version,
+ * type or length is answered with ERROR (its text says why) and dropped; the
+ * channel stays up. porter/harness/protocol.py is the Python side.
+ */
+
+#include <stdint.h>
+
+#define PORTER_MSG_MAGIC	0x52545250u	/* "PRTR" */
+#define PORTER_PROTO_VERSION	1
+#define PORTER_MSG_MAX		65536		/* whole message, header included */
+#define PORTER_IFNAMSIZ		16
+
+struct porter_msg_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	uint32_t seq;
+	uint32_t len;		/* payload bytes after the header */
+} __attribute__((packed));
+
+enum porter_msg_type {
+	/* ctl, harness -> host */
+	PORTER_SETUP = 1,	/* setup_req; fds: memfd, then one eventfd and one resample eventfd per irq */
+	PORTER_OPEN = 2,	/* ifname_req -> reply(status) */
+	PORTER_CLOSE = 3,	/* ifname_req -> reply(status) */
+	PORTER_XMIT = 4,	/* ifname_req + frame -> reply(status) */
+	PORTER_INFO = 5,	/* ifname_req -> reply(status) + info_reply */
+	PORTER_RX_MODE = 6,	/* rx_mode_req + n * 6-byte multicast addresses -> reply(status) */
+	PORTER_SHUTDOWN = 7,	/* -> BYE, then the host exits 0 */
+	PORTER_STATS = 8,	/* -> reply(status) + stats_reply */
+
+	/* host -> harness (ctl) */
+	PORTER_REPLY = 64,	/* reply_hdr [+ data]; seq = the request's seq (also on io) */
+	PORTER_READY = 65,	/* ready_msg: the DDE is up, initcalls ran */
+	PORTER_RX = 66,		/* ifname_req + frame, from the DDE's RX callback */
+	PORTER_LOG = 67,	/* text */
+	PORTER_ERROR = 68,	/* text: why a message was rejected (seq = its seq) */
+	PORTER_BYE = 69,	/* the host is exiting cleanly */
+
+	/* io, host -> harness */
+	PORTER_PCI_GET_DEVICE = 128,	/* get_device_req -> reply(status) + pci_addr */
+	PORTER_PCI_READ = 129,		/* pci_cfg_req -> reply(status) + u32 value */
+	PORTER_PCI_WRITE = 130,		/* pci_cfg_req -> reply(status) */
+	PORTER_PCI_IRQ = 131,		/* pci_cfg_req (pos = pin) -> reply(status) + u32 irq */
+	PORTER_PIO_READ = 132,		/* pio_req -> reply(status) + u32 value */
+	PORTER_PIO_WRITE = 133,		/* pio_req -> reply(status) */
+};
+
+struct porter_setup_req {
+	uint32_t mem_size;	/* bytes of the memfd that are DMA memory */
+	uint32_t nirqs;
+	uint32_t irq_lines[8];	/* the first nirqs are used */
+} __attribute__((packed));
+
+struct porter_ifname_req {
+	char ifname[PORTER_IFNAMSIZ];	/* NUL-padded */
+} __attribute__((packed));
+
+struct porter_rx_mode_req {
+	char ifname[PORTER_IFNAMSIZ];
+	uint32_t promisc;
+	uint32_t allmulti;
+	uint32_t nmc;
+} __attribute__((packed));
+
+struct porter_reply_hdr {
+	int32_t status;		/* 0 or a negative Linux errno */
+} __attribute__((packed));
+
+struct porter_info_reply {
+	uint8_t mac[6];
+	uint16_t flags;		/* IFF_* of the net_device */
+	uint32_t mtu;
+	uint32_t link_up;	/* netif_carrier_ok() */
+	uint32_t running;	/* netif_running() */
+} __attribute__((packed));
+
+struct porter_stats_reply {
+	uint32_t arena_in_use;	/* bytes of DMA memory allocated */
+	uint32_t portio_traps;
+	uint32_t rx_frames;	/* delivered through the RX callback */
+	uint32_t tx_frames;
+} __attribute__((packed));
+
+struct porter_ready_msg {
+	uint32_t ndevs;
+	char ifnames[8][PORTER_IFNAMSIZ];
+} __attribute__((packed));
+
+struct porter_get_device_req {
+	uint32_t nr;
+} __attribute__((packed));
+
+struct porter_pci_addr {
+	uint8_t bus, slot, func, pad;
+} __attribute__((packed));
+
+struct porter_pci_cfg_req {
+	uint8_t bus, slot, func, pad;
+	uint16_t pos;
+	uint16_t len;
+	uint32_t value;		/* writes */
+} __attribute__((packed));
+
+struct porter_pio_req {
+	uint16_t port;
+	uint16_t size;
+	uint32_t value;		/* writes */
+} __attribute__((packed));
+
+#endif /* PORTER_HOST_PROTOCOL_H */

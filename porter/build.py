@@ -1,0 +1,98 @@
+"""Build stage: link an emitted tree (all but its Mach main.c) with the real
+libdde_linux26, ddekit-linux, the port-I/O trap and the driver host's main into
+one 32-bit Linux executable that porter's harness runs."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import PROJECT_ROOT, PorterError
+from .check import HURD_ONLY, compile_tree
+from .dde import DdeTree
+from .emit import MANIFEST_NAME
+
+SHIMS = PROJECT_ROOT / "dde-shims"
+DDEKIT_LINUX = SHIMS / "ddekit-linux"
+PORTIO_TRAP = SHIMS / "portio-trap"
+DRIVER_HOST = SHIMS / "driver-host"
+HOST_CFLAGS = ["-m32", "-g", "-O2", "-Wall", "-pthread", "-fno-pie"]
+
+
+@dataclass(frozen=True)
+class HostBuild:
+    executable: Path
+    tree: Path
+    reused: bool
+
+
+def default_output(tree: Path) -> Path:
+    """Beside the tree, never in it: the tree's files are porter's record of what it emitted."""
+    return tree.resolve().parent / f"{tree.resolve().name}.host" / "driver-host"
+
+
+def _run(cmd: list[str], step: str, cwd: Path | None = None) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    if r.returncode:
+        raise PorterError(f"porter build: {step} failed:\n$ {' '.join(cmd)}\n{r.stderr.strip()[-4000:]}")
+
+
+def _inputs_digest(tree: Path, dde_lib: Path) -> str:
+    h = hashlib.sha256()
+    for base in (tree, DDEKIT_LINUX, PORTIO_TRAP, DRIVER_HOST):
+        for p in sorted(base.rglob("*")):
+            if p.is_file() and p.suffix in (".c", ".h", ".ld"):
+                h.update(str(p.relative_to(base)).encode() + b"\0" + p.read_bytes())
+    h.update(str(dde_lib.stat().st_mtime_ns).encode())
+    return h.hexdigest()
+
+
+def build_host(tree: Path, dde: DdeTree, dde_build, output: Path | None = None, log=print) -> HostBuild:
+    tree = tree.resolve()
+    if not (tree / MANIFEST_NAME).is_file():
+        raise PorterError(f"{tree} is not a tree porter emitted (no {MANIFEST_NAME})")
+    output = (output or default_output(tree)).resolve()
+    stamp = output.with_name(output.name + ".json")
+    digest = _inputs_digest(tree, dde_build.libdde_linux26_o)
+    if output.is_file() and stamp.is_file() and json.loads(stamp.read_text()).get("inputs") == digest:
+        log(f"porter build: {output} is up to date")
+        return HostBuild(output, tree, True)
+
+    objdir = Path(tempfile.mkdtemp(prefix="porter-build-"))
+    try:
+        objs = []
+        # the tree's sources, with the DDE's own flags (exactly what `porter check` compiles)
+        for c in compile_tree(tree, dde, objdir):
+            if not c.ok:
+                raise PorterError(f"porter build: {c.source} does not compile:\n{c.output.strip()}")
+            objs.append(c.obj)
+        # the host's Linux side, also with the DDE's flags
+        from .check import compiler_flags
+        obj = objdir / "host_linux.o"
+        _run(["gcc", "-c", str(DRIVER_HOST / "host_linux.c"), "-o", str(obj),
+              *compiler_flags(dde, tree, "host_linux", "gcc")], "compiling host_linux.c", cwd=tree)
+        objs.append(obj)
+        # the OS-facing side: DDEKit for Linux, the trap, the host's main
+        host_srcs = sorted(DDEKIT_LINUX.glob("*.c")) + sorted(PORTIO_TRAP.glob("*.c")) + [DRIVER_HOST / "host_main.c"]
+        for src in host_srcs:
+            obj = objdir / f"host-{src.parent.name}-{src.stem}.o"
+            _run(["gcc", *HOST_CFLAGS, f"-I{DDEKIT_LINUX}", f"-I{PORTIO_TRAP}", f"-I{DRIVER_HOST}",
+                  f"-I{dde.ddekit}", "-c", str(src), "-o", str(obj)], f"compiling {src.name}")
+            objs.append(obj)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp_out = output.with_name(f".{output.name}.tmp")
+        # libdde_linux26.o.a is one relocatable object (taken whole, for its
+        # initcalls); the net library is an archive; --gc-sections as netdde links.
+        _run(["gcc", "-m32", "-pthread", "-no-pie", "-Wl,--gc-sections",
+              f"-Wl,-T,{DDEKIT_LINUX / 'l4dde_ctors.ld'}", "-o", str(tmp_out), *map(str, objs),
+              str(dde_build.libdde_linux26_o), str(dde_build.libdde_linux26_net)], "linking the driver host")
+        os.replace(tmp_out, output)
+        stamp.write_text(json.dumps({"inputs": digest, "tree": str(tree)}, indent=1) + "\n")
+        log(f"porter build: {output}")
+        return HostBuild(output, tree, False)
+    finally:
+        shutil.rmtree(objdir, ignore_errors=True)

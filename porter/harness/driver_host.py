@@ -1,0 +1,336 @@
+"""Run a driver host (`porter build`'s executable) on a Machine and drive it as
+libmachdevdde drives netdde on the Hurd: open an interface, transmit, receive,
+read MAC and link state."""
+
+import os
+import queue
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import protocol as P
+from .machine import Machine
+
+
+class DriverHostError(RuntimeError):
+    """The driver host failed; the message carries its exit and output."""
+
+
+class DriverHostDied(DriverHostError):
+    pass
+
+
+@dataclass(frozen=True)
+class NetInfo:
+    mac: bytes
+    flags: int
+    mtu: int
+    link_up: bool
+    running: bool
+
+
+@dataclass(frozen=True)
+class HostStats:
+    arena_in_use: int
+    portio_traps: int
+    rx_frames: int
+    tx_frames: int
+
+
+def _name(mtype: int) -> str:
+    try:
+        return P.Msg(mtype).name
+    except ValueError:
+        return f"message type {mtype}"
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return {3: "exited: the harness closed a channel", 4: "exited: setup was refused",
+            97: "stopped: a DDEKit function the Linux host cannot honour was called",
+            98: "stopped: the driver host set DDEKit up wrongly"}.get(code, f"exited with status {code}")
+
+
+class DriverHost:
+    def __init__(self, executable: Path, machine: Machine, *, env: dict | None = None,
+                 reply_timeout: float = 20.0, ready_timeout: float = 60.0):
+        self.machine = machine
+        self.reply_timeout = reply_timeout
+        self.ready_ifnames: list[str] = []
+        self.rx: "queue.Queue[tuple[str, bytes]]" = queue.Queue()
+        self.logs: list[str] = []
+        self.protocol_errors: list[str] = []
+        self._pending: dict[int, "queue.Queue"] = {}
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._closed = False
+        self._dir = Path(tempfile.mkdtemp(prefix="porter-host-"))
+        self.log_path = self._dir / "driver-host.log"
+        ctl_h, ctl_d = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        io_h, io_d = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.ctl, self.io = ctl_h, io_h
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(executable), "--ctl-fd", str(ctl_d.fileno()), "--io-fd", str(io_d.fileno())],
+                pass_fds=(ctl_d.fileno(), io_d.fileno()), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        ctl_d.close()
+        io_d.close()
+        self._finalizer = weakref.finalize(self, _kill, self.proc)
+        self._io_thread = threading.Thread(target=self._serve_io, name="host-io", daemon=True)
+        self._ctl_thread = threading.Thread(target=self._read_ctl, name="host-ctl", daemon=True)
+        self._io_thread.start()
+        self._ctl_thread.start()
+        try:
+            self._setup()
+            if not self._ready.wait(ready_timeout):
+                raise self._failure(f"no READY within {ready_timeout}s (the DDE's initcalls did not finish)")
+            if self.proc.poll() is not None:
+                raise self._failure("the driver host died during start-up")
+        except BaseException:
+            self.close()
+            raise
+
+    # -- start-up
+    def _setup(self) -> None:
+        m = self.machine
+        lines = [s.irq for s in m.slots]
+        fds = [m.memory.fd]
+        for s in m.slots:
+            fds += [s.irq_fd, s.resample_fd]
+        payload = P.SETUP.pack(m.memory.size, len(lines), *(lines + [0] * (8 - len(lines))))
+        status, _ = self._call(P.Msg.SETUP, payload, fds)
+        if status:
+            raise self._failure(f"SETUP refused ({status})")
+
+    # -- requests
+    def _call(self, mtype: int, payload: bytes = b"", fds=(), timeout: float | None = None):
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            box: "queue.Queue" = queue.Queue(1)
+            self._pending[seq] = box
+        try:
+            P.send(self.ctl, mtype, seq, payload, fds)
+        except OSError as e:
+            raise self._failure(f"cannot send to the driver host ({e})") from None
+        deadline = time.monotonic() + (timeout or self.reply_timeout)
+        while True:
+            try:
+                kind, body = box.get(timeout=0.2)
+                break
+            except queue.Empty:
+                if self.proc.poll() is not None and box.empty():
+                    raise self._failure(f"the driver host died while {_name(mtype)} was pending")
+                if time.monotonic() > deadline:
+                    raise self._failure(f"no reply to {_name(mtype)} within {timeout or self.reply_timeout}s")
+        self._pending.pop(seq, None)
+        if kind == "error":
+            raise DriverHostError(f"the driver host rejected {_name(mtype)}: {body}")
+        status = P.REPLY_HDR.unpack_from(body)[0]
+        return status, body[P.REPLY_HDR.size:]
+
+    def open(self, ifname: str = "eth0") -> None:
+        status, _ = self._call(P.Msg.OPEN, P.ifname_bytes(ifname))
+        if status:
+            raise DriverHostError(f"open {ifname}: {os.strerror(-status)} ({status})")
+
+    def close_if(self, ifname: str = "eth0") -> None:
+        status, _ = self._call(P.Msg.CLOSE, P.ifname_bytes(ifname))
+        if status:
+            raise DriverHostError(f"close {ifname}: {os.strerror(-status)} ({status})")
+
+    def xmit(self, frame: bytes, ifname: str = "eth0") -> int:
+        """dev_queue_xmit's verdict: 0 when the driver took the frame."""
+        status, _ = self._call(P.Msg.XMIT, P.ifname_bytes(ifname) + bytes(frame))
+        return status
+
+    def info(self, ifname: str = "eth0") -> NetInfo:
+        status, body = self._call(P.Msg.INFO, P.ifname_bytes(ifname))
+        if status:
+            raise DriverHostError(f"info {ifname}: {os.strerror(-status)} ({status})")
+        mac, flags, mtu, link, running = P.INFO_REPLY.unpack_from(body)
+        return NetInfo(mac, flags, mtu, bool(link), bool(running))
+
+    def rx_mode(self, ifname: str = "eth0", promisc=False, allmulti=False, multicast=()) -> None:
+        mc = b"".join(bytes(a) for a in multicast)
+        body = P.RX_MODE.pack(P.ifname_bytes(ifname), int(promisc), int(allmulti), len(multicast)) + mc
+        status, _ = self._call(P.Msg.RX_MODE, body)
+        if status:
+            raise DriverHostError(f"rx mode {ifname}: {os.strerror(-status)} ({status})")
+
+    def stats(self) -> HostStats:
+        _, body = self._call(P.Msg.STATS)
+        return HostStats(*P.STATS_REPLY.unpack_from(body))
+
+    def receive(self, timeout: float = 5.0) -> tuple[str, bytes]:
+        """The next frame the DDE's RX callback delivered."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.rx.get(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    raise self._failure("the driver host died while a frame was awaited")
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"no frame within {timeout}s")
+
+    def send_raw(self, data: bytes) -> None:
+        """Put arbitrary bytes on the control channel (tests of the host's checks)."""
+        self.ctl.sendmsg([data])
+
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """Ask the host to stop; its exit status."""
+        if self.proc.poll() is None:
+            try:
+                self._call(P.Msg.SHUTDOWN, timeout=timeout)
+            except DriverHostError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        return self.close()
+
+    def close(self) -> int:
+        if not self._closed:
+            self._closed = True
+            for s in (self.ctl, self.io):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                _kill(self.proc)
+            self.ctl.close()
+            self.io.close()
+            self._finalizer.detach()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _failure(self, what: str) -> DriverHostDied:
+        code = self.proc.poll()
+        tail = "\n".join(self.output().splitlines()[-40:])
+        return DriverHostDied(f"{what}; driver host {_describe_exit(code)}\n--- its output (last lines) ---\n{tail}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    # -- the channels' threads
+    def _read_ctl(self) -> None:
+        while True:
+            try:
+                msg = P.recv(self.ctl)
+            except P.ProtocolError as e:
+                self.protocol_errors.append(f"control channel: {e}")
+                continue
+            except OSError:
+                return
+            if msg is None:
+                return
+            if msg.type == P.Msg.REPLY:
+                box = self._pending.get(msg.seq)
+                if box is not None:
+                    box.put(("reply", msg.payload))
+            elif msg.type == P.Msg.ERROR:
+                text = msg.payload.decode(errors="replace")
+                box = self._pending.get(msg.seq)
+                if box is not None:
+                    box.put(("error", text))
+                else:
+                    self.protocol_errors.append(text)
+            elif msg.type == P.Msg.RX and len(msg.payload) >= P.IFNAMSIZ:
+                name = msg.payload[:P.IFNAMSIZ].rstrip(b"\0").decode()
+                self.rx.put((name, msg.payload[P.IFNAMSIZ:]))
+            elif msg.type == P.Msg.READY:
+                n, *names = P.READY.unpack_from(msg.payload)
+                self.ready_ifnames = [x.rstrip(b"\0").decode() for x in names[:n]]
+                self._ready.set()
+            elif msg.type == P.Msg.LOG:
+                self.logs.append(msg.payload.decode(errors="replace"))
+            elif msg.type == P.Msg.BYE:
+                box = self._pending.get(msg.seq)
+                if box is not None:
+                    box.put(("reply", P.REPLY_HDR.pack(0)))
+            for fd in msg.fds:
+                os.close(fd)
+
+    def _serve_io(self) -> None:
+        m = self.machine
+        while True:
+            try:
+                msg = P.recv(self.io)
+            except P.ProtocolError as e:
+                self.protocol_errors.append(f"io channel: {e}")
+                continue
+            except OSError:
+                return
+            if msg is None:
+                return
+            try:
+                status, value = self._io_answer(m, msg)
+            except (struct.error, ValueError) as e:
+                P.send(self.io, P.Msg.ERROR, msg.seq, f"malformed {msg.type}: {e}".encode())
+                continue
+            except Exception as e:       # a backend failure (QEMU gone): tell the host, keep the reason
+                m.errors.append(f"device backend: {e}")
+                status, value = -5, 0xFFFFFFFF
+            try:
+                P.send(self.io, P.Msg.REPLY, msg.seq, struct.pack("<iI", status, value & 0xFFFFFFFF))
+            except OSError:
+                return
+
+    @staticmethod
+    def _io_answer(m: Machine, msg: P.Message) -> tuple[int, int]:
+        t = msg.type
+        if t == P.Msg.PIO_READ:
+            port, size, _ = P.PIO.unpack(msg.payload)
+            return 0, m.pio_read(port, size)
+        if t == P.Msg.PIO_WRITE:
+            port, size, value = P.PIO.unpack(msg.payload)
+            m.pio_write(port, size, value)
+            return 0, 0
+        if t == P.Msg.PCI_GET_DEVICE:
+            (nr,) = P.GET_DEVICE.unpack(msg.payload)
+            s = m.pci_device(nr)
+            return (0, s.bus | s.slot << 8 | s.func << 16) if s else (-19, 0)
+        if t in (P.Msg.PCI_READ, P.Msg.PCI_WRITE, P.Msg.PCI_IRQ):
+            bus, slot, func, _, pos, size, value = P.PCI_CFG.unpack(msg.payload)
+            if t == P.Msg.PCI_IRQ:
+                s = m.find(bus, slot, func)
+                return (0, s.irq) if s else (-19, 0)
+            if t == P.Msg.PCI_READ:
+                v = m.cfg_read(bus, slot, func, pos, size)
+                return (0, v) if v is not None else (-22, 0xFFFFFFFF)
+            return (0 if m.cfg_write(bus, slot, func, pos, size, value) else -22), 0
+        raise ValueError(f"unknown request type {t}")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass

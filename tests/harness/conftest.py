@@ -1,0 +1,35 @@
+"""Harness fixtures: a driver host built from Linux 2.6.32's virtio-net, and rigs around it."""
+
+import os
+import shutil
+
+import pytest
+
+from porter.build import build_host
+from porter.emit import emit_tree
+from porter.pipeline import load_inputs, scan_inputs
+from porter.plan import plan_port
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture(scope="session")
+def qemu_available():
+    if shutil.which("qemu-system-x86_64") is None:
+        if IN_CI:
+            pytest.fail("qemu-system-x86_64 is missing; .ci/run installs qemu-system-x86")
+        pytest.skip("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
+
+
+@pytest.fixture(scope="session")
+def virtio_net_tree(linux_2_6_32, dde_tree, tmp_path_factory):
+    inputs = load_inputs("virtio-net", "2.6.32")
+    out = tmp_path_factory.mktemp("tree") / "dde_virtio_net"
+    emit_tree(plan_port(inputs, scan_inputs(inputs)), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def virtio_net_host(virtio_net_tree, dde_tree, dde_build):
+    """The driver host executable for the ported 2.6.32 virtio-net."""
+    return build_host(virtio_net_tree, dde_tree, dde_build, log=lambda m: None).executable
