@@ -31,7 +31,7 @@ def fired(report, rule_id):
 def test_rule_files_load():
     rules = load_rules()
     ids = {r.id for r in rules.rules}
-    assert {"sg-set-buf-phys", "sg-phys", "stack-dma-to-heap", "alloc-pages-exact",
+    assert {"sg-set-buf-phys", "sg-phys", "stack-dma-to-heap", "alloc-pages-exact", "napi-schedule-wakes-softirq",
             "maybe-build-bug-on", "hz-ddekit-timer", "unique-initcall-names"} <= ids
 
 
@@ -69,6 +69,29 @@ def test_alloc_pages_exact_rule(fix_tree):
     assert "porter_alloc_pages_exact(8192, GFP_KERNEL | __GFP_ZERO)" in src
     assert "porter_free_pages_exact(porterfix_ring, 8192)" in src
     assert "#include <porter/gfp.h>" in src
+
+
+def test_napi_schedule_wakes_the_softirq_thread(fix_tree):
+    _, files, report = fix_tree
+    src = files["porterfix.c"].decode()
+    assert "porter___napi_schedule(&porterfix_napi);" in src
+    assert "napi_schedule_prep(&porterfix_napi)" in src        # provided: untouched
+    assert "#include <porter/netdevice.h>" in src and "include/porter/netdevice.h" in files
+    assert fired(report, "napi-schedule-wakes-softirq")
+
+
+def test_received_skbs_are_linearised(fix_tree):
+    _, files, report = fix_tree
+    assert "return porter_netif_receive_skb(skb);" in files["porterfix.c"].decode()
+    assert fired(report, "rx-skb-linear")
+
+
+def test_pages_come_from_porters_allocator(fix_tree):
+    _, files, report = fix_tree
+    src = files["porterfix.c"].decode()
+    assert "struct page *page = porter_alloc_page(GFP_KERNEL);" in src
+    assert "porter___free_pages(page, 0);" in src
+    assert fired(report, "page-alloc") and fired(report, "page-free")
 
 
 def test_hz_includes_ddekit_timer_last(fix_tree):
