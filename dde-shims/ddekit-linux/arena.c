@@ -22,7 +22,25 @@
  * find a slab chunk from any object address.  Page 0 is never allocated:
  * a physical address of 0 (or a small one computed from NULL) then never
  * names a live buffer, and a device told to DMA there is visibly wrong.
+ *
+ * Page 0 instead carries the allocation map for the harness's DMA checks:
+ * bit p (byte p / 8, bit p % 8) is set while physical page p is allocated.
+ * It covers the first 32768 pages (128 MiB); larger arenas are not mapped
+ * beyond that.  The harness reads it straight from the memfd.
  */
+#define MAP_PAGES (DKL_PAGE_SIZE * 8)
+
+static void map_mark(uint8_t *map, uint32_t first, uint32_t n, int allocated)
+{
+	uint32_t p;
+
+	for (p = first; p < first + n && p < MAP_PAGES; p++) {
+		if (allocated)
+			map[p / 8] |= (uint8_t)(1u << (p % 8));
+		else
+			map[p / 8] &= (uint8_t)~(1u << (p % 8));
+	}
+}
 static struct {
 	pthread_mutex_t lock;
 	uint8_t *base;          /* NULL until attached */
@@ -69,6 +87,7 @@ int ddekit_linux_arena_attach(int memfd, size_t size)
 	}
 	for (p = 0; p < npages; p++)
 		arena.first_page[p] = FREE_PAGE;
+	memset(base, 0, DKL_PAGE_SIZE);        /* the allocation map: nothing allocated */
 	arena.base = base;
 	arena.size = size;
 	arena.npages = npages;
@@ -182,6 +201,7 @@ void *dkl_arena_alloc(size_t size, size_t align, size_t boundary,
 	arena.run[p] = n;
 	arena.tag[p] = tag;
 	arena.pages_in_use += n;
+	map_mark(arena.base, p, n, 1);
 	arena.next_fit = p + n < arena.npages ? p + n : 1;
 	pthread_mutex_unlock(&arena.lock);
 
@@ -230,6 +250,7 @@ size_t dkl_arena_free(void *virt)
 	arena.run[p] = 0;
 	arena.tag[p] = NULL;
 	arena.pages_in_use -= n;
+	map_mark(arena.base, p, n, 0);
 	pthread_mutex_unlock(&arena.lock);
 	return (size_t)n * DKL_PAGE_SIZE;
 }

@@ -2,6 +2,7 @@
 libmachdevdde drives netdde on the Hurd: open an interface, transmit, receive,
 read MAC and link state."""
 
+import errno
 import os
 import queue
 import signal
@@ -155,6 +156,20 @@ class DriverHost:
         """dev_queue_xmit's verdict: 0 when the driver took the frame."""
         status, _ = self._call(P.Msg.XMIT, P.ifname_bytes(ifname) + bytes(frame))
         return status
+
+    def send(self, frame: bytes, ifname: str = "eth0", timeout: float = 5.0) -> None:
+        """Transmit, waiting while the driver has stopped its queue (ring full).
+
+        The DDE has no qdisc: dev_queue_xmit drops with -ENETDOWN when the
+        driver stopped the queue, so the caller is the one that must wait."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.xmit(frame, ifname)
+            if status == 0:
+                return
+            if status != -errno.ENETDOWN or time.monotonic() > deadline or not self.info(ifname).running:
+                raise DriverHostError(f"transmit on {ifname}: {os.strerror(-status)} ({status})")
+            time.sleep(0.0005)
 
     def info(self, ifname: str = "eth0") -> NetInfo:
         status, body = self._call(P.Msg.INFO, P.ifname_bytes(ifname))

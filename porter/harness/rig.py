@@ -9,6 +9,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from .dma_check import DmaGuard
 from .driver_host import DriverHost
 from .machine import Machine
 from .memory import GuestMemory
@@ -51,7 +52,9 @@ class NetRig:
             self.qemu.sync_memory(self.memory)
             self.machine = Machine(self.memory, trace=[] if trace else None)
             self._stack.callback(self.machine.close)
-            self.slot = self.machine.attach(self.qemu)
+            # every address the driver hands the device is checked on its way there
+            self.dma = DmaGuard(self.qemu, self.memory)
+            self.slot = self.machine.attach(self.dma)
             self.host: DriverHost | None = None
             if start_host:
                 self.start_host()

@@ -1,0 +1,156 @@
+"""DMA safety: every address a driver gives a legacy virtio device (rings,
+descriptors, indirect tables, buffers) must lie inside the arena and in pages
+the DDE allocated. The guard sits between the machine and the device backend,
+walks each queue's new descriptor chains when the driver notifies, and refuses
+to pass on a notify that would make the device touch memory it must not."""
+
+import threading
+from dataclasses import dataclass, field
+
+from .memory import GuestMemory
+from .virtio_legacy import (PCI_BASE_ADDRESS_0, VIRTIO_PCI_QUEUE_ADDR_SHIFT, VIRTIO_PCI_QUEUE_NOTIFY,
+                            VIRTIO_PCI_QUEUE_NUM, VIRTIO_PCI_QUEUE_PFN, VIRTIO_PCI_QUEUE_SEL,
+                            VIRTIO_PCI_STATUS, VRING_DESC, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT,
+                            VringLayout)
+
+PAGE = 4096
+MAP_PAGES = PAGE * 8          # pages the arena's allocation map (page 0) covers
+
+
+@dataclass(frozen=True)
+class DmaViolation:
+    queue: int
+    descriptor: str           # "7", or "7 -> indirect 2", or "ring"
+    addr: int
+    length: int
+    problem: str
+
+    def __str__(self):
+        return (f"queue {self.queue} descriptor {self.descriptor}: [{self.addr:#x}, +{self.length}) "
+                f"{self.problem}")
+
+
+@dataclass
+class _Queue:
+    layout: VringLayout
+    checked: int = 0          # avail index up to which chains were checked
+
+
+@dataclass
+class DmaGuard:
+    """A PciFunction in front of a legacy virtio device (QEMU's, or the sim)."""
+    device: object
+    memory: GuestMemory
+    violations: list[DmaViolation] = field(default_factory=list)
+    chains_checked: int = 0
+    io_base: int = 0
+    _selected: int = 0
+    _queues: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __getattr__(self, name):              # set_irqfd, reset, netdev_path, ... of the device
+        if name.startswith("_") or name == "device":
+            raise AttributeError(name)
+        return getattr(self.device, name)
+
+    # -- config space: remember where BAR0 went
+    def cfg_read(self, offset: int, size: int) -> int:
+        return self.device.cfg_read(offset, size)
+
+    def cfg_write(self, offset: int, value: int, size: int) -> None:
+        if offset == PCI_BASE_ADDRESS_0 and size == 4 and value != 0xFFFFFFFF:
+            self.io_base = value & ~0x3
+        self.device.cfg_write(offset, value, size)
+
+    # -- registers
+    def io_read(self, port: int, size: int) -> int:
+        return self.device.io_read(port, size)
+
+    def io_write(self, port: int, value: int, size: int) -> None:
+        off = port - self.io_base
+        with self._lock:
+            if off == VIRTIO_PCI_QUEUE_SEL:
+                self._selected = value
+            elif off == VIRTIO_PCI_QUEUE_PFN:
+                self._queue_address(value)
+            elif off == VIRTIO_PCI_STATUS and value == 0:
+                self._queues.clear()             # reset: the rings are gone
+            elif off == VIRTIO_PCI_QUEUE_NOTIFY:
+                if not self._check_queue(value):
+                    return                       # the device never sees this kick
+        self.device.io_write(port, value, size)
+
+    def _queue_address(self, pfn: int) -> None:
+        if pfn == 0:
+            self._queues.pop(self._selected, None)
+            return
+        num = self.device.io_read(self.io_base + VIRTIO_PCI_QUEUE_NUM, 2)
+        layout = VringLayout.at(pfn << VIRTIO_PCI_QUEUE_ADDR_SHIFT, num)
+        self._queues[self._selected] = _Queue(layout)
+        self._check(self._selected, "ring", layout.desc, layout.size)
+
+    # -- the walk
+    def _check_queue(self, q: int) -> bool:
+        state = self._queues.get(q)
+        if state is None:
+            self.violations.append(DmaViolation(q, "-", 0, 0, "notified, but the queue has no ring address"))
+            return False
+        before = len(self.violations)
+        lay, mem = state.layout, self.memory
+        avail_idx = mem.unpack("<H", lay.avail_idx)[0]
+        while state.checked != avail_idx:
+            head = mem.unpack("<H", lay.avail_ring(state.checked))[0]
+            self._check_chain(q, lay, head)
+            state.checked = (state.checked + 1) & 0xFFFF
+            self.chains_checked += 1
+        return len(self.violations) == before
+
+    def _check_chain(self, q: int, lay: VringLayout, head: int) -> None:
+        idx, seen = head, 0
+        while True:
+            if idx >= lay.num:
+                self.violations.append(DmaViolation(q, str(idx), 0, 0, f"descriptor id beyond the ring of {lay.num}"))
+                return
+            addr, length, flags, nxt = self.memory.unpack(VRING_DESC.format, lay.desc + VRING_DESC.size * idx)
+            if flags & VRING_DESC_F_INDIRECT:
+                if self._check(q, f"{idx} (indirect table)", addr, length):
+                    self._check_indirect(q, idx, addr, length)
+            else:
+                self._check(q, str(idx), addr, length)
+            seen += 1
+            if not flags & VRING_DESC_F_NEXT:
+                return
+            if seen >= lay.num:
+                self.violations.append(DmaViolation(q, str(head), 0, 0, "descriptor chain loops"))
+                return
+            idx = nxt
+
+    def _check_indirect(self, q: int, parent: int, table: int, length: int) -> None:
+        count = length // VRING_DESC.size
+        for i in range(count):
+            addr, ln, flags, _ = self.memory.unpack(VRING_DESC.format, table + VRING_DESC.size * i)
+            self._check(q, f"{parent} -> indirect {i}", addr, ln)
+            if not flags & VRING_DESC_F_NEXT:
+                break
+
+    def _check(self, q: int, desc: str, addr: int, length: int) -> bool:
+        problem = self.problem(addr, length)
+        if problem:
+            self.violations.append(DmaViolation(q, desc, addr, length, problem))
+        return problem is None
+
+    def problem(self, addr: int, length: int) -> str | None:
+        """Why the device must not access [addr, addr+length), or None."""
+        if length == 0:
+            return "is empty"
+        if addr < PAGE:
+            return "lies in physical page 0: a NULL page's address (page_to_phys(NULL))"
+        if addr + length > self.memory.size:
+            return (f"lies outside the arena ({self.memory.size} bytes)"
+                    + (": virt_to_phys() failed (-1), e.g. a stack address" if addr >= 0xFFFFF000 else ""))
+        first, last = addr // PAGE, (addr + length - 1) // PAGE
+        bitmap = self.memory.read(0, PAGE)
+        for p in range(first, last + 1):
+            if p < MAP_PAGES and not bitmap[p // 8] >> (p % 8) & 1:
+                return f"touches page {p}, which the DDE has not allocated"
+        return None
