@@ -9,7 +9,7 @@ OUT      ?= out/dde_virtio_net
 LINUX_FROM ?=
 DDE_FROM   ?=
 
-.PHONY: setup deps demo test check clean
+.PHONY: setup deps demo test check bench clean
 
 deps:
 	@scripts/install-debian-deps
@@ -35,6 +35,10 @@ test: setup
 	$(PY) -m pytest -q tests
 
 check: demo
+
+# Frames per second through the ported driver and the harness's ring loop (figures, not tests).
+bench: setup
+	$(PY) benchmarks/net_throughput.py
 
 clean:
 	rm -rf out .pytest_cache

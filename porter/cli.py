@@ -64,6 +64,23 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_test(args) -> int:
+    import os
+    import subprocess
+    from . import PROJECT_ROOT
+    suites = {"qemu": ["test_driver_host.py", "test_virtio_net.py"], "sim": ["test_virtio_net_sim.py"]}
+    harness = PROJECT_ROOT / "tests" / "harness"
+    if not harness.is_dir():
+        raise PorterError(f"{harness}: the harness tests are not here; run porter from its checkout")
+    tree = Path(args.tree).resolve()
+    if not (tree / ".porter-manifest.json").is_file():
+        raise PorterError(f"{tree} is not a tree porter emitted")
+    files = [str(harness / f) for f in suites[args.device]]
+    env = dict(os.environ, PORTER_TEST_TREE=str(tree))
+    return subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files,
+                            *args.pytest_args], cwd=PROJECT_ROOT, env=env)
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(args.version, Path(args.out), args.count)
@@ -104,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("tree")
     b.add_argument("-o", "--output", help="executable to write (default: TREE.host/driver-host)")
     b.set_defaults(func=cmd_build)
+
+    t = sub.add_parser("test", help="run the harness suite on a tree (built into a driver host) against a device")
+    t.add_argument("tree")
+    t.add_argument("--device", choices=("qemu", "sim"), default="qemu")
+    t.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    t.set_defaults(func=cmd_test)
 
     d = sub.add_parser("demo", help="port, check and build virtio-net, then ping a kernel through it on QEMU")
     d.add_argument("--version", default="2.6.32")

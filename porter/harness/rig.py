@@ -15,18 +15,29 @@ from .machine import Machine
 from .memory import GuestMemory
 from .netns import TapNamespace
 from .qemu import DgramNetdev, QemuDevice, TapNetdev
+from .sim import SimNetDevice
+
+BACKENDS = ("qemu", "sim")
 
 DEFAULT_MAC = "52:54:00:12:34:56"
 
 
 class NetRig:
-    """virtio-net on QEMU's device model. The wire's other end is a UNIX datagram
-    socket of the test (wire="dgram") or, with wire="tap", a tap device in a fresh
-    network namespace where the Linux kernel answers (192.0.2.1)."""
+    """virtio-net on a device backend: QEMU's own device model (backend="qemu",
+    device_options = its -device properties) or porter's model (backend="sim",
+    device_options = SimNetDevice's features and faults). The wire's other end is a
+    UNIX datagram socket of the test (wire="dgram") or, with QEMU and wire="tap",
+    a tap device in a fresh network namespace where the Linux kernel answers."""
 
-    def __init__(self, host_executable: Path, *, mac: str = DEFAULT_MAC, qemu_options=None,
-                 mem_size: int = 32 << 20, trace: bool = False, host_env: dict | None = None,
-                 start_host: bool = True, wire: str = "dgram"):
+    def __init__(self, host_executable: Path, *, backend: str = "qemu", mac: str = DEFAULT_MAC,
+                 device_options=None, qemu_options=None, mem_size: int = 32 << 20, trace: bool = False,
+                 host_env: dict | None = None, start_host: bool = True, wire: str = "dgram"):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        if backend == "sim" and wire != "dgram":
+            raise ValueError("the sim backend has a datagram wire only")
+        device_options = dict(device_options or qemu_options or {})
+        self.backend = backend
         self._stack = contextlib.ExitStack()
         self.host_executable = Path(host_executable)
         self.host_env = host_env
@@ -45,15 +56,20 @@ class NetRig:
                 netdev = DgramNetdev(str(self.dir / "peer.sock"))
             else:
                 raise ValueError(f"wire must be 'dgram' or 'tap', not {wire!r}")
-            self.qemu = self._stack.enter_context(
-                QemuDevice("virtio-net-pci", netdev=netdev, mac=mac, options=qemu_options,
-                           netns=self.netns.name if self.netns else None))
+            if backend == "sim":
+                self.device = self._stack.enter_context(
+                    SimNetDevice(str(self.dir / "peer.sock"), mac=mac, **device_options))
+            else:
+                self.device = self._stack.enter_context(
+                    QemuDevice("virtio-net-pci", netdev=netdev, mac=mac, options=device_options,
+                               netns=self.netns.name if self.netns else None))
+            self.qemu = self.device if backend == "qemu" else None
             self.memory = self._stack.enter_context(GuestMemory(mem_size))
-            self.qemu.sync_memory(self.memory)
+            self.device.sync_memory(self.memory)
             self.machine = Machine(self.memory, trace=[] if trace else None)
             self._stack.callback(self.machine.close)
             # every address the driver hands the device is checked on its way there
-            self.dma = DmaGuard(self.qemu, self.memory)
+            self.dma = DmaGuard(self.device, self.memory)
             self.slot = self.machine.attach(self.dma)
             self.host: DriverHost | None = None
             if start_host:
@@ -70,7 +86,7 @@ class NetRig:
         return self.host
 
     def peer_send(self, frame: bytes) -> None:
-        self.peer.sendto(frame, self.qemu.netdev_path)
+        self.peer.sendto(frame, self.device.netdev_path)
 
     def peer_recv(self, timeout: float = 5.0) -> bytes:
         self.peer.settimeout(timeout)

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,12 @@ def qemu_available():
 
 
 @pytest.fixture(scope="session")
-def virtio_net_tree(linux_2_6_32, dde_tree, tmp_path_factory):
+def virtio_net_tree(request, tmp_path_factory):
+    """The tree under test: `porter test TREE` names it, else one emitted from the cache."""
+    if os.environ.get("PORTER_TEST_TREE"):
+        return Path(os.environ["PORTER_TEST_TREE"])
+    request.getfixturevalue("linux_2_6_32")
+    request.getfixturevalue("dde_tree")
     inputs = load_inputs("virtio-net", "2.6.32")
     out = tmp_path_factory.mktemp("tree") / "dde_virtio_net"
     emit_tree(plan_port(inputs, scan_inputs(inputs)), out)
