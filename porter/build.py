@@ -51,6 +51,30 @@ def _inputs_digest(tree: Path, dde_lib: Path) -> str:
     return h.hexdigest()
 
 
+def compile_host_side(dde: DdeTree, mains: list[Path], objdir: Path) -> list[Path]:
+    """The OS-facing side of a DDE program: DDEKit for Linux, the port trap, and mains."""
+    objs = []
+    for src in sorted(DDEKIT_LINUX.glob("*.c")) + sorted(PORTIO_TRAP.glob("*.c")) + list(mains):
+        obj = objdir / f"host-{src.parent.name}-{src.stem}.o"
+        _run(["gcc", *HOST_CFLAGS, f"-I{DDEKIT_LINUX}", f"-I{PORTIO_TRAP}", f"-I{DRIVER_HOST}",
+              f"-I{dde.ddekit}", "-c", str(src), "-o", str(obj)], f"compiling {src.name}")
+        objs.append(obj)
+    return objs
+
+
+def link_dde_program(objs: list[Path], dde_build, output: Path) -> None:
+    """Link objects with the real libdde_linux26 into a 32-bit executable, atomically.
+
+    libdde_linux26.o.a is one relocatable object (taken whole, for its
+    initcalls); the net library is an archive; --gc-sections as netdde links."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = output.with_name(f".{output.name}.tmp")
+    _run(["gcc", "-m32", "-pthread", "-no-pie", "-Wl,--gc-sections",
+          f"-Wl,-T,{DDEKIT_LINUX / 'l4dde_ctors.ld'}", "-o", str(tmp_out), *map(str, objs),
+          str(dde_build.libdde_linux26_o), str(dde_build.libdde_linux26_net)], f"linking {output.name}")
+    os.replace(tmp_out, output)
+
+
 def build_host(tree: Path, dde: DdeTree, dde_build, output: Path | None = None, log=print) -> HostBuild:
     tree = tree.resolve()
     if not (tree / MANIFEST_NAME).is_file():
@@ -76,21 +100,8 @@ def build_host(tree: Path, dde: DdeTree, dde_build, output: Path | None = None, 
         _run(["gcc", "-c", str(DRIVER_HOST / "host_linux.c"), "-o", str(obj),
               *compiler_flags(dde, tree, "host_linux", "gcc")], "compiling host_linux.c", cwd=tree)
         objs.append(obj)
-        # the OS-facing side: DDEKit for Linux, the trap, the host's main
-        host_srcs = sorted(DDEKIT_LINUX.glob("*.c")) + sorted(PORTIO_TRAP.glob("*.c")) + [DRIVER_HOST / "host_main.c"]
-        for src in host_srcs:
-            obj = objdir / f"host-{src.parent.name}-{src.stem}.o"
-            _run(["gcc", *HOST_CFLAGS, f"-I{DDEKIT_LINUX}", f"-I{PORTIO_TRAP}", f"-I{DRIVER_HOST}",
-                  f"-I{dde.ddekit}", "-c", str(src), "-o", str(obj)], f"compiling {src.name}")
-            objs.append(obj)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = output.with_name(f".{output.name}.tmp")
-        # libdde_linux26.o.a is one relocatable object (taken whole, for its
-        # initcalls); the net library is an archive; --gc-sections as netdde links.
-        _run(["gcc", "-m32", "-pthread", "-no-pie", "-Wl,--gc-sections",
-              f"-Wl,-T,{DDEKIT_LINUX / 'l4dde_ctors.ld'}", "-o", str(tmp_out), *map(str, objs),
-              str(dde_build.libdde_linux26_o), str(dde_build.libdde_linux26_net)], "linking the driver host")
-        os.replace(tmp_out, output)
+        host_main = compile_host_side(dde, [DRIVER_HOST / "host_main.c"], objdir)
+        link_dde_program(objs + host_main, dde_build, output)
         stamp.write_text(json.dumps({"inputs": digest, "tree": str(tree)}, indent=1) + "\n")
         log(f"porter build: {output}")
         return HostBuild(output, tree, False)

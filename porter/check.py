@@ -42,6 +42,9 @@ class CheckResult:
     from_dde: list[str] = field(default_factory=list)      # resolved by libdde_linux26
     from_ddekit: list[str] = field(default_factory=list)
     from_libc: list[str] = field(default_factory=list)
+    # DDEKit functions the tree needs that ddekit-linux cannot honour: the
+    # driver host stops with their name if they are called (trace-and-stop)
+    host_stubs: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +113,14 @@ def libc_symbols() -> frozenset[str]:
     return frozenset(s.split("@")[0] for s in _nm([Path(out)], "-D", "--defined-only"))
 
 
+UNSUPPORTED_LIST = PROJECT_ROOT / "dde-shims" / "ddekit-linux" / "ddekit_linux_unsupported.h"
+
+
+def host_stub_names() -> frozenset[str]:
+    """Names ddekit-linux implements as trace-and-stop (its X(name) list)."""
+    return frozenset(re.findall(r"^\s*X\((\w+)\)", UNSUPPORTED_LIST.read_text(), re.M))
+
+
 def ddekit_symbols(dde: DdeTree) -> frozenset[str]:
     """Functions and variables the DDEKit headers declare (libddekit provides them on the Hurd)."""
     names = set()
@@ -133,7 +144,7 @@ def run_check(tree: Path, dde: DdeTree, dde_symbols: frozenset[str], compilers=(
         objs = [c.obj for c in compiles if c.obj is not None and c.compiler == Path(compilers[0]).name]
         need = undefined_by_object(objs)
         defined = _nm(objs, "--defined-only")
-        kit, libc = ddekit_symbols(dde), libc_symbols()
+        kit, libc, stubs = ddekit_symbols(dde), libc_symbols(), host_stub_names()
         result = CheckResult(tree, compiles, {})
         for sym, users in sorted(need.items()):
             if sym in defined:
@@ -142,6 +153,8 @@ def run_check(tree: Path, dde: DdeTree, dde_symbols: frozenset[str], compilers=(
                 result.from_dde.append(sym)
             elif sym in kit:
                 result.from_ddekit.append(sym)
+                if sym in stubs:
+                    result.host_stubs.append(sym)
             elif sym in libc or sym == "_GLOBAL_OFFSET_TABLE_":
                 result.from_libc.append(sym)
             else:
@@ -161,6 +174,8 @@ def format_table(res: CheckResult) -> str:
                 f"from libddekit, {len(res.from_libc)} from libc, {len(res.undefined)} unexplained")
     for sym, users in res.undefined.items():
         rows.append(f"  UNDEFINED {sym:32} needed by {', '.join(users)}")
+    rows.append(f"stubs that stop the Linux driver host if called: {len(res.host_stubs)}"
+                + (f" ({', '.join(res.host_stubs)})" if res.host_stubs else ""))
     for c in res.compiles:
         if not c.ok:
             rows.append(f"\n--- {c.source} ({c.compiler}) ---\n{c.output.strip()}")

@@ -116,3 +116,15 @@ def test_cli_port_and_check(linux_2_6_32, dde_tree, dde_build, tmp_path):
     r = subprocess.run([sys.executable, "-m", "porter.cli", "scan", "virtio-net", "--version", "2.6.32",
                         "--json"], capture_output=True, text=True)
     assert r.returncode == 0 and not [a for a in json.loads(r.stdout)["apis"] if a["status"] == "unmapped"]
+
+
+def test_check_counts_stubs_that_stop_the_driver_host(dde_tree, dde_build, tmp_path):
+    from fixture_plans import fixture_plan
+    out = tmp_path / "stub_tree"
+    emit_tree(fixture_plan(dde_tree, ["drivers/misc/porterstub.c"]), out)
+    res = run_check(out, dde_tree, dde_build.defined_symbols)
+    assert res.ok and res.host_stubs == ["ddekit_request_mem"]
+
+
+def test_virtio_net_needs_no_stub(tree, dde_tree, dde_build):
+    assert run_check(tree, dde_tree, dde_build.defined_symbols).host_stubs == []
