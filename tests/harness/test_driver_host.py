@@ -18,6 +18,8 @@ from porter.harness.virtio_legacy import (VIRTIO_PCI_GUEST_FEATURES, VIRTIO_PCI_
 pytestmark = [pytest.mark.upstream, pytest.mark.qemu]
 
 ACK, DRIVER, DRIVER_OK = 1, 2, 4
+# virtio-net and ring feature bits (legacy virtio spec)
+F_MAC, F_MRG_RXBUF, F_STATUS, F_CTRL_VQ, F_CTRL_RX, F_RING_INDIRECT_DESC = 5, 15, 16, 17, 18, 28
 
 
 @pytest.fixture
@@ -35,9 +37,14 @@ def test_probe_registers_eth0_with_register_traffic(rig):
     status = pio_writes(rig, VIRTIO_PCI_STATUS)
     # reset, ACKNOWLEDGE, DRIVER, then DRIVER_OK after the queues are set up
     assert status[:3] == [0, ACK, ACK | DRIVER] and status[-1] == ACK | DRIVER | DRIVER_OK
-    reads = [a.where for a in rig.machine.trace if a.kind == "pio" and not a.write]
-    assert VIRTIO_PCI_HOST_FEATURES in reads
-    assert pio_writes(rig, VIRTIO_PCI_GUEST_FEATURES)
+    offered = [a.value for a in rig.machine.trace
+               if a.kind == "pio" and not a.write and a.where == VIRTIO_PCI_HOST_FEATURES]
+    [accepted] = pio_writes(rig, VIRTIO_PCI_GUEST_FEATURES)
+    assert offered and accepted & ~offered[-1] == 0     # never more than QEMU offered
+    # what 2.6.32's virtio_net and virtio_ring take when QEMU offers them
+    for bit in (F_MAC, F_MRG_RXBUF, F_STATUS, F_CTRL_VQ, F_CTRL_RX, F_RING_INDIRECT_DESC):
+        assert offered[-1] & (1 << bit), f"QEMU did not offer feature bit {bit}"
+        assert accepted & (1 << bit), f"the driver declined feature bit {bit}"
     queues = pio_writes(rig, VIRTIO_PCI_QUEUE_SEL)
     assert {0, 1} <= set(queues)                       # RX and TX (and the control queue)
     pfns = [p for p in pio_writes(rig, VIRTIO_PCI_QUEUE_PFN) if p]
@@ -47,13 +54,15 @@ def test_probe_registers_eth0_with_register_traffic(rig):
     assert rig.machine.errors == []
 
 
-def test_mac_mtu_and_link(rig):
-    info = rig.host.info("eth0")
-    assert info.mac == bytes.fromhex(rig.mac.replace(":", ""))
-    assert info.mtu == 1500 and not info.running
-    rig.host.open("eth0")
-    info = rig.host.info("eth0")
-    assert info.running and info.link_up
+def test_mac_mtu_and_link(qemu_available, virtio_net_host):
+    # not QEMU's default MAC: the driver must read this one from the device's config space
+    with NetRig(virtio_net_host, mac="52:54:00:a7:3c:19") as rig:
+        info = rig.host.info("eth0")
+        assert info.mac == bytes.fromhex("525400a73c19")
+        assert info.mtu == 1500 and not info.running
+        rig.host.open("eth0")
+        info = rig.host.info("eth0")
+        assert info.running and info.link_up
 
 
 def test_frames_both_ways(rig):
@@ -117,6 +126,13 @@ def test_restart_against_the_same_device(rig):
     assert rig.host.ready_ifnames == ["eth0"]
     rig.host.open("eth0")
     assert rig.host.info("eth0").link_up
+    # the new driver set the device up from scratch: frames flow both ways again
+    mac = bytes.fromhex(rig.mac.replace(":", ""))
+    out = b"\xff" * 6 + mac + b"\x88\xb5" + b"after-restart" + bytes(33)
+    assert rig.host.xmit(out) == 0 and rig.peer_recv() == out
+    inbound = mac + b"\x02\x00\x00\x00\x00\x01" + b"\x88\xb5" + b"rx-after-restart" + bytes(30)
+    rig.peer_send(inbound)
+    assert rig.host.receive(timeout=5) == ("eth0", inbound)
 
 
 def test_many_start_ups_in_a_row_never_hang(qemu_available, virtio_net_host):
