@@ -141,24 +141,32 @@ def run_check(tree: Path, dde: DdeTree, dde_symbols: frozenset[str], compilers=(
             if shutil.which(cc) is None:
                 raise PorterError(f"compiler {cc!r} not found; install it or drop --cc {cc}")
             compiles += compile_tree(tree, dde, objdir, cc, implicit_is_error)
-        objs = [c.obj for c in compiles if c.obj is not None and c.compiler == Path(compilers[0]).name]
-        need = undefined_by_object(objs)
-        defined = _nm(objs, "--defined-only")
         kit, libc, stubs = ddekit_symbols(dde), libc_symbols(), host_stub_names()
         result = CheckResult(tree, compiles, {})
-        for sym, users in sorted(need.items()):
-            if sym in defined:
-                continue
-            if sym in dde_symbols:
-                result.from_dde.append(sym)
-            elif sym in kit:
-                result.from_ddekit.append(sym)
-                if sym in stubs:
-                    result.host_stubs.append(sym)
-            elif sym in libc or sym == "_GLOBAL_OFFSET_TABLE_":
-                result.from_libc.append(sym)
-            else:
-                result.undefined[sym] = users
+        # each compiler's objects are a link on their own: what one inlines, the other may call
+        for cc in compilers:
+            objs = [c.obj for c in compiles if c.obj is not None and c.compiler == Path(cc).name]
+            defined = _nm(objs, "--defined-only")
+            for sym, users in sorted(undefined_by_object(objs).items()):
+                if sym in defined:
+                    continue
+                if sym in dde_symbols:
+                    where = result.from_dde
+                elif sym in kit:
+                    where = result.from_ddekit
+                    if sym in stubs and sym not in result.host_stubs:
+                        result.host_stubs.append(sym)
+                elif sym in libc or sym == "_GLOBAL_OFFSET_TABLE_":
+                    where = result.from_libc
+                else:
+                    known = result.undefined.setdefault(sym, [])
+                    known += [u for u in users if u not in known]
+                    continue
+                if sym not in where:
+                    where.append(sym)
+        for names in (result.from_dde, result.from_ddekit, result.from_libc, result.host_stubs):
+            names.sort()
+        result.undefined = dict(sorted(result.undefined.items()))
         return result
     finally:
         shutil.rmtree(objdir, ignore_errors=True)

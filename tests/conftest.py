@@ -28,6 +28,14 @@ if "PORTER_DDE_TREE" not in os.environ and _cached_dde() is not None:
 
 
 @pytest.fixture(scope="session")
+def clang_available():
+    if shutil.which("clang") is None:
+        if IN_CI:
+            pytest.fail("clang is missing; .ci/run installs it (scripts/install-debian-deps)")
+        pytest.skip("clang is not installed (apt-get install clang): no second compiler's opinion")
+
+
+@pytest.fixture(scope="session")
 def dde_tree():
     tree = _cached_dde()
     if tree is None:

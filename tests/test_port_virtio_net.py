@@ -88,6 +88,17 @@ def test_check_compiles_all_and_leaves_nothing_undefined(tree, dde_tree, dde_bui
     assert suite.get("failures") == "0" and suite.get("tests") == "6"
 
 
+def test_clang_agrees_with_gcc(tree, dde_tree, dde_build, clang_available):
+    """clang as a second opinion: it compiles the same tree for i386 with the
+    DDE's flags, and its objects leave nothing undefined that the DDE lacks."""
+    res = run_check(tree, dde_tree, dde_build.defined_symbols, compilers=("gcc", "clang"))
+    by_cc = {(c.compiler, c.source): c for c in res.compiles}
+    assert {cc for cc, _ in by_cc} == {"gcc", "clang"}
+    assert all(c.ok for c in res.compiles), [f"{c.compiler} {c.source}:\n{c.output}" for c in res.compiles if not c.ok]
+    assert res.undefined == {} and res.host_stubs == []
+    assert "register_netdev" in res.from_dde
+
+
 def test_pristine_sources_leave_exactly_the_known_gaps(plan, linux_2_6_32, dde_tree, dde_build, tmp_path):
     """The same four files with only the 2.6.32 headers placed first: what docs/dde.md measured."""
     pristine = tmp_path / "pristine"
