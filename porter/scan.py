@@ -3,6 +3,7 @@ records every kernel API it uses, as plain data (no clang objects leave here).""
 
 import ctypes
 import functools
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,22 +186,49 @@ def scan_files(root: Path, sources: list[str], headers: list[str], dde, version:
     return BundleScan(version, files)
 
 
+def _dde_relative(path: str) -> str:
+    """A DDE header's path from the DDE library's own directory on (libdde-linux26/...)."""
+    p = Path(path).resolve()
+    for marker in ("libdde-linux26", "libdde_linux26", "libddekit"):
+        if marker in p.parts:
+            return str(Path(*p.parts[p.parts.index(marker):]))
+    return str(p)
+
+
+def _place(loc, root: Path, src: str) -> str:
+    where = _loc(loc, root)
+    return str(where) if where else (f"{loc.file}:{loc.line}" if loc.file else src)
+
+
 def _check_diagnostics(tu, root: Path, src: str) -> None:
-    errors = []
+    """Stop on errors; name what most likely caused them. An error here usually
+    means the source is newer or older than the DDE's Linux headers: a function
+    they do not declare (its implicit int then breaks an assignment), or one
+    they declare with another signature (clang's 'declared here' note)."""
+    errors, undeclared = [], {}
     for d in tu.diagnostics:
+        if "undeclared function" in d.spelling or "implicit declaration" in d.spelling:
+            # recorded as an implicit API use by the walker; named below if the parse fails
+            name = re.search(r"function '(\w+)'", d.spelling)
+            if name:
+                undeclared.setdefault(name.group(1), _place(d.location, root, src))
+            continue
         if d.severity < ci.Diagnostic.Error:
             continue
-        if "undeclared function" in d.spelling or "implicit declaration" in d.spelling:
-            continue            # recorded as an implicit API use by the walker
-        where = _loc(d.location, root)
-        place = str(where) if where else (
-            f"{d.location.file}:{d.location.line}" if d.location.file else src)
-        errors.append(f"{place}: {d.spelling}")
+        text = f"{_place(d.location, root, src)}: {d.spelling}"
+        for note in d.children:
+            if note.spelling.endswith("declared here") and note.location.file:
+                text += f" [{note.spelling} in {_dde_relative(note.location.file.name)}:{note.location.line}]"
+        errors.append(text)
     if errors:
         more = f"\n  ... and {len(errors) - 12} more" if len(errors) > 12 else ""
+        hint = ""
+        if undeclared:
+            hint = ("\nfunctions the DDE's headers do not declare (the likely cause; porter's rules map some of them):\n  "
+                    + "\n  ".join(f"{name:32} first used at {where}" for name, where in undeclared.items()))
         raise ScanError(f"{src} does not parse as C against the DDE's headers "
                         f"(truncated, not C, or not this Linux version?):\n  "
-                        + "\n  ".join(errors[:12]) + more)
+                        + "\n  ".join(errors[:12]) + more + hint)
 
 
 class _Walker:
@@ -247,11 +275,7 @@ class _Walker:
             ApiUse(name, kind, loc, length, declared_in, implicit, inline))
 
     def _short(self, path: str) -> str:
-        p = Path(path).resolve()
-        for marker in ("libdde-linux26", "libdde_linux26", "libddekit"):
-            if marker in p.parts:
-                return str(Path(*p.parts[p.parts.index(marker):]))
-        return str(p)
+        return _dde_relative(path)
 
     def external(self, ref) -> bool:
         """Declared outside the bundle (so: a kernel API of the DDE)."""

@@ -2,6 +2,7 @@
 scan: bad C is refused with file:line."""
 
 import json
+import re
 
 import pytest
 
@@ -101,3 +102,32 @@ def test_missing_source_is_refused(dde_tree, fixture_tree):
     (fixture_tree / FIX[0]).unlink()
     with pytest.raises(ScanError, match="porterfix.c: missing"):
         fixture_plan(dde_tree, FIX, FIX_H, root=fixture_tree)
+
+
+NEWER_LINUX = """#include <linux/netdevice.h>
+#include <linux/skbuff.h>
+
+/* written against a newer Linux than the DDE's: one API the DDE lacks, one whose signature changed */
+static struct sk_buff *porterfix_newer_rx(struct net_device *dev, struct napi_struct *napi)
+{
+	struct sk_buff *skb;
+
+	skb = porterfix_alloc_skb_newer(dev, 128);
+	if (napi_schedule_prep(napi, dev))
+		return NULL;
+	return skb;
+}
+"""
+
+
+def test_source_for_another_linux_names_what_the_dde_lacks(dde_tree, fixture_tree):
+    (fixture_tree / FIX[0]).write_text(NEWER_LINUX)
+    with pytest.raises(ScanError) as e:
+        fixture_plan(dde_tree, FIX, FIX_H, root=fixture_tree)
+    text = str(e.value)
+    # the broken assignment, and the DDE's own declaration of the changed API with its place
+    assert re.search(r"porterfix.c:9:\d+: incompatible integer to pointer conversion", text), text
+    assert re.search(r"porterfix.c:10:\d+: too many arguments to function call.*"
+                     r"\['napi_schedule_prep' declared here in libdde-linux26/\S+/netdevice.h:\d+\]", text), text
+    # the function the DDE's headers lack, with where it is first used
+    assert re.search(r"do not declare.*\n  porterfix_alloc_skb_newer +first used at drivers/misc/porterfix.c:9:", text), text
