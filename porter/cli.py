@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("test", help="run the harness suite on a tree (built into a driver host) against a device")
     t.add_argument("tree")
     t.add_argument("--device", choices=("qemu", "sim"), default="qemu")
-    t.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    t.set_defaults(pytest_args=[])    # what follows `--` goes to pytest (see main)
     t.set_defaults(func=cmd_test)
 
     d = sub.add_parser("demo", help="port, check and build virtio-net, then ping a kernel through it on QEMU")
@@ -137,7 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # argparse mishandles `--` after a subcommand; `porter test TREE -- -k x` passes `-k x` to pytest
+    passthrough = []
+    if argv[:1] == ["test"] and "--" in argv:
+        argv, passthrough = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = build_parser().parse_args(argv)
+    if passthrough:
+        args.pytest_args = passthrough
     try:
         return args.func(args)
     except PorterError as e:

@@ -63,6 +63,9 @@ def _is_ddekit(use: ApiUse) -> bool:
 
 
 def _decide_default(use: ApiUse, symbols) -> tuple[str, str]:
+    if use.name.startswith("__builtin_"):
+        # the compiler evaluates or expands it; it is never a symbol to link against
+        return PROVIDED, "compiler builtin"
     if use.implicit:
         return UNMAPPED, "no declaration in the DDE's headers (used implicitly)"
     if use.kind in ("function", "variable") and not use.inline and symbols is not None \

@@ -139,3 +139,42 @@ def test_check_counts_stubs_that_stop_the_driver_host(dde_tree, dde_build, tmp_p
 
 def test_virtio_net_needs_no_stub(tree, dde_tree, dde_build):
     assert run_check(tree, dde_tree, dde_build.defined_symbols).host_stubs == []
+
+
+def _cached_release(version):
+    from porter.cache import linux_dir
+    if not (linux_dir(version) / "origin.json").is_file():
+        pytest.skip(f"Linux {version} not in porter's cache (run `porter fetch --version {version} [--from PATH]`)")
+
+
+# Rules key on what a source uses, not on its version: the releases around 2.6.32
+# that parse against the DDE's 2.6.29 headers port with the same rule file.
+@pytest.mark.parametrize("version,expect_rules", [
+    ("2.6.29", {"napi-schedule-wakes-softirq", "tx-lock-excludes-xmit", "tx-lock-bh-excludes-xmit",
+                "sg-set-buf-phys", "alloc-pages-exact"}),
+    ("2.6.31", {"napi-schedule-wakes-softirq", "tx-lock-excludes-xmit", "stack-dma-to-heap",
+                "skb-to-sgvec-phys", "alloc-pages-exact"}),
+])
+def test_neighbouring_releases_port_and_compile(version, expect_rules, dde_tree, dde_build, tmp_path):
+    _cached_release(version)
+    inputs = load_inputs("virtio-net", version)
+    plan = plan_port(inputs, scan_inputs(inputs))
+    assert plan.unmapped == []
+    fired = {rid for edits in plan.edits.values() for e in edits for rid in e.rule.split(",")}
+    assert expect_rules <= fired, expect_rules - fired
+    out = tmp_path / f"dde_virtio_net-{version}"
+    emit_tree(plan, out)
+    res = run_check(out, dde_tree, dde_build.defined_symbols)
+    assert all(c.ok for c in res.compiles), [c.output for c in res.compiles if not c.ok]
+    assert res.undefined == {} and res.host_stubs == []
+
+
+def test_release_newer_than_the_dde_names_what_it_lacks(dde_tree):
+    """2.6.33 uses netdev_alloc_skb_ip_align, which the DDE's 2.6.29 headers lack:
+    porter stops and names it with its first use, instead of porting a broken file."""
+    _cached_release("2.6.33")
+    from porter.scan import ScanError
+    inputs = load_inputs("virtio-net", "2.6.33")
+    with pytest.raises(ScanError, match=r"(?s)drivers/net/virtio_net.c does not parse.*"
+                                        r"netdev_alloc_skb_ip_align +first used at drivers/net/virtio_net.c:\d+"):
+        scan_inputs(inputs)

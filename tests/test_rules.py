@@ -75,9 +75,25 @@ def test_napi_schedule_wakes_the_softirq_thread(fix_tree):
     _, files, report = fix_tree
     src = files["porterfix.c"].decode()
     assert "porter___napi_schedule(&porterfix_napi);" in src
+    # the 2.6.29 spelling of the same call is the same gap
+    assert "__netif_rx_schedule(" not in src and src.count("porter___napi_schedule(&porterfix_napi);") == 2
+    assert "netif_rx_schedule_prep(&porterfix_napi)" in src      # provided: untouched
     assert "napi_schedule_prep(&porterfix_napi)" in src        # provided: untouched
     assert "#include <porter/netdevice.h>" in src and "include/porter/netdevice.h" in files
     assert fired(report, "napi-schedule-wakes-softirq")
+
+
+def test_tx_lock_keeps_start_xmit_out(fix_tree):
+    _, files, report = fix_tree
+    src = files["porterfix.c"].decode()
+    for call in ("porter_netif_tx_lock(dev);", "porter_netif_tx_unlock(dev);",
+                 "porter_netif_tx_lock_bh(dev);", "porter_netif_tx_unlock_bh(dev);"):
+        assert call in src, call
+    assert "netif_wake_queue(dev);" in src                      # provided: untouched
+    for rid in ("tx-lock-excludes-xmit", "tx-unlock", "tx-lock-bh-excludes-xmit", "tx-unlock-bh"):
+        assert len(fired(report, rid)) == 1, rid
+    shim = files["include/porter/netdevice.h"].decode()
+    assert "spin_lock(&netdev_get_tx_queue(dev, i)->_xmit_lock);" in shim
 
 
 def test_received_skbs_are_linearised(fix_tree):

@@ -54,4 +54,44 @@ static inline int porter_netif_receive_skb(struct sk_buff *skb)
 	return netif_receive_skb(linear);
 }
 
+/*
+ * Why: netif_tx_lock() only freezes the TX queues; it is the qdisc layer that
+ * checks the frozen bit before calling ->ndo_start_xmit().  The DDE has no
+ * qdisc: its dev_queue_xmit() takes the no-queue path, which checks "stopped"
+ * and not "frozen", so start_xmit runs on the caller's thread while the
+ * driver's own netif_tx_lock() holder (virtio_net's xmit tasklet up to
+ * 2.6.31, in the softirq thread) works on the same virtqueue: "id N is not a
+ * head!" under load.  Holding each queue's xmit lock too (the lock
+ * dev_queue_xmit takes around start_xmit) excludes it, as a qdisc would.
+ */
+static inline void porter_netif_tx_lock(struct net_device *dev)
+{
+	unsigned int i;
+
+	netif_tx_lock(dev);
+	for (i = 0; i < dev->num_tx_queues; i++)
+		spin_lock(&netdev_get_tx_queue(dev, i)->_xmit_lock);
+}
+
+static inline void porter_netif_tx_unlock(struct net_device *dev)
+{
+	unsigned int i;
+
+	for (i = dev->num_tx_queues; i-- > 0; )
+		spin_unlock(&netdev_get_tx_queue(dev, i)->_xmit_lock);
+	netif_tx_unlock(dev);
+}
+
+static inline void porter_netif_tx_lock_bh(struct net_device *dev)
+{
+	local_bh_disable();
+	porter_netif_tx_lock(dev);
+}
+
+static inline void porter_netif_tx_unlock_bh(struct net_device *dev)
+{
+	porter_netif_tx_unlock(dev);
+	local_bh_enable();
+}
+
 #endif /* PORTER_NETDEVICE_H */
