@@ -1,6 +1,7 @@
 """Harness fixtures: a driver host built from Linux 2.6.32's virtio-net, and rigs around it."""
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -39,3 +40,14 @@ def virtio_net_tree(request, tmp_path_factory):
 def virtio_net_host(virtio_net_tree, dde_tree, dde_build):
     """The driver host executable for the ported 2.6.32 virtio-net."""
     return build_host(virtio_net_tree, dde_tree, dde_build, log=lambda m: None).executable
+
+
+@pytest.fixture(scope="session")
+def driver_features(virtio_net_tree) -> set[str]:
+    """The feature names the tree's drivers ask for: virtio_net's feature table and
+    the transport features virtio_ring accepts (older releases ask for fewer)."""
+    net = (virtio_net_tree / "virtio_net.c").read_text()
+    table = re.search(r"static unsigned int features\[\] = \{(.*?)\};", net, re.S)
+    names = set(re.findall(r"\bVIRTIO_\w+_F_\w+", table.group(1))) if table else set()
+    ring = (virtio_net_tree / "virtio_ring.c").read_text()
+    return names | set(re.findall(r"case (VIRTIO_RING_F_\w+):", ring))

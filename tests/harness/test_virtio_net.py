@@ -108,7 +108,9 @@ def test_interface_down_and_up(rig_plain):
     assert rig.host.xmit(f) == 0 and rig.peer_recv() == f
 
 
-def test_control_queue_sets_promisc_and_multicast(rig_plain):
+def test_control_queue_sets_promisc_and_multicast(rig_plain, driver_features):
+    if "VIRTIO_NET_F_CTRL_RX" not in driver_features:
+        pytest.skip("this tree's virtio_net has no control virtqueue (Linux 2.6.30 added it)")
     rig = rig_plain
     before = rig.dma.chains_checked
     groups = [bytes.fromhex("01005e000001"), bytes.fromhex("333300000001")]
