@@ -27,12 +27,22 @@ if "PORTER_DDE_TREE" not in os.environ and _cached_dde() is not None:
     os.environ["PORTER_DDE_TREE"] = str(_cached_dde().root)
 
 
+def _require_tool(binary: str, package: str) -> None:
+    """Tools .ci/run installs: missing in CI is a failure, elsewhere a skip with the fix."""
+    if shutil.which(binary) is None:
+        if IN_CI:
+            pytest.fail(f"{binary} is missing; .ci/run installs {package} (scripts/install-debian-deps)")
+        pytest.skip(f"{binary} is not installed (apt-get install {package})")
+
+
 @pytest.fixture(scope="session")
 def clang_available():
-    if shutil.which("clang") is None:
-        if IN_CI:
-            pytest.fail("clang is missing; .ci/run installs it (scripts/install-debian-deps)")
-        pytest.skip("clang is not installed (apt-get install clang): no second compiler's opinion")
+    _require_tool("clang", "clang")
+
+
+@pytest.fixture(scope="session")
+def qemu_available():
+    _require_tool("qemu-system-x86_64", "qemu-system-x86")
 
 
 @pytest.fixture(scope="session")

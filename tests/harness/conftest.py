@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,6 @@ from porter.build import build_host
 from porter.emit import emit_tree
 from porter.pipeline import load_inputs, scan_inputs
 from porter.plan import plan_port
-
-IN_CI = os.environ.get("CI") == "true"
-
-
-@pytest.fixture(scope="session")
-def qemu_available():
-    if shutil.which("qemu-system-x86_64") is None:
-        if IN_CI:
-            pytest.fail("qemu-system-x86_64 is missing; .ci/run installs qemu-system-x86")
-        pytest.skip("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
 
 
 @pytest.fixture(scope="session")
