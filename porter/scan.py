@@ -265,17 +265,14 @@ class _Walker:
         if kind != "macro" and length == 0:
             # Written by a macro's expansion (skb_end_pointer inside skb_shinfo):
             # recorded as the macro's use; remember it for rules that must edit.
-            self.files[loc.file].expanded.append(ApiUse(name, kind, loc, 0, self._short(self.decl_file(ref) or ""), implicit))
+            self.files[loc.file].expanded.append(ApiUse(name, kind, loc, 0, _dde_relative(self.decl_file(ref) or ""), implicit))
             self.seen.add(key)
             return
         self.seen.add(key)
         decl = self.decl_file(ref)
-        declared_in = "" if implicit else (self._short(decl) if decl else "")
+        declared_in = "" if implicit else (_dde_relative(decl) if decl else "")
         self.files[loc.file].uses.append(
             ApiUse(name, kind, loc, length, declared_in, implicit, inline))
-
-    def _short(self, path: str) -> str:
-        return _dde_relative(path)
 
     def external(self, ref) -> bool:
         """Declared outside the bundle (so: a kernel API of the DDE)."""
