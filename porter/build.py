@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import PROJECT_ROOT, PorterError
-from .check import HURD_ONLY, compile_tree
+from .compile import compile_tree, compiler_flags
 from .dde import DdeTree
 from .emit import MANIFEST_NAME
 
@@ -95,7 +95,6 @@ def build_host(tree: Path, dde: DdeTree, dde_build, output: Path | None = None, 
                 raise PorterError(f"porter build: {c.source} does not compile:\n{c.output.strip()}")
             objs.append(c.obj)
         # the host's Linux side, also with the DDE's flags
-        from .check import compiler_flags
         obj = objdir / "host_linux.o"
         _run(["gcc", "-c", str(DRIVER_HOST / "host_linux.c"), "-o", str(obj),
               *compiler_flags(dde, tree, "host_linux", "gcc")], "compiling host_linux.c", cwd=tree)

@@ -1,6 +1,11 @@
-"""Build check: compile every source of an emitted tree (all but the Mach main.c)
-against the real DDE with the DDE's own flags, then list the undefined symbols
-that neither the tree, libdde_linux26, libddekit nor libc defines."""
+"""Build check of an emitted tree, as a table, JUnit XML and an exit status.
+
+``--target linux`` compiles every Linux-side source (all but the Mach main.c)
+against the real DDE with the DDE's own flags and lists the undefined symbols
+that neither the tree, libdde_linux26, libddekit nor libc defines;
+``--target hurd`` (porter/hurd/check.py) builds every file with the tree's own
+Makefile on an i686-gnu sysroot and checks the symbols against the libraries
+that Makefile links."""
 
 import functools
 import re
@@ -8,30 +13,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import PROJECT_ROOT, PorterError
+from .compile import CompileResult, compile_tree
 from .dde import DdeTree, require_dde
 from .emit import MANIFEST_NAME
 
-COMPAT_DIR = PROJECT_ROOT / "dde-shims" / "compat"
-# Mach-only glue: it needs the Hurd's headers and libmachdevdde
-HURD_ONLY = {"main.c"}
 STUB_MARK = "ddekit_linux_trace_and_stop"
-
-
-@dataclass
-class CompileResult:
-    source: str
-    compiler: str
-    ok: bool
-    seconds: float
-    warnings: int
-    output: str
-    obj: Path | None
 
 
 @dataclass
@@ -39,48 +30,20 @@ class CheckResult:
     tree: Path
     compiles: list[CompileResult]
     undefined: dict[str, list[str]]          # symbol -> objects needing it (unexplained)
-    from_dde: list[str] = field(default_factory=list)      # resolved by libdde_linux26
-    from_ddekit: list[str] = field(default_factory=list)
-    from_libc: list[str] = field(default_factory=list)
+    # library -> the tree's undefined symbols it defines, in link order
+    provided: dict[str, list[str]] = field(default_factory=dict)
     # DDEKit functions the tree needs that ddekit-linux cannot honour: the
     # driver host stops with their name if they are called (trace-and-stop)
     host_stubs: list[str] = field(default_factory=list)
+    target: str = "linux"
+    notes: list[str] = field(default_factory=list)     # what the check could not see, and why
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.compiles) and not self.undefined
 
-
-def compiler_flags(dde: DdeTree, tree: Path, module: str, compiler: str,
-                   implicit_is_error: bool = True) -> list[str]:
-    flags = dde.compile_flags(module, [tree / "include"])
-    if "clang" in Path(compiler).name:
-        flags = ["-target", "i386-pc-linux-gnu"] + [f for f in flags if f != "-m32"]
-    # gcc > 5 needs linux/compiler-gcc<N>.h (porter's own, after the DDE's);
-    # Debian's gcc defaults to PIE, which kernel code is not written for;
-    # an implicit declaration is a symbol the DDE lacks: fail here, not at link time.
-    flags += ["-idirafter", str(COMPAT_DIR), "-fno-pie"]
-    return flags + (["-Werror=implicit-function-declaration"] if implicit_is_error else [])
-
-
-def compile_tree(tree: Path, dde: DdeTree, objdir: Path, compiler: str = "gcc",
-                 implicit_is_error: bool = True) -> list[CompileResult]:
-    results = []
-    sources = sorted(p for p in tree.glob("*.c") if p.name not in HURD_ONLY)
-    if not sources:
-        raise PorterError(f"{tree}: no C sources; is it a tree `porter port` emitted?")
-    for src in sources:
-        obj = objdir / f"{src.stem}.{Path(compiler).name}.o"
-        cmd = [compiler, "-c", str(src), "-o", str(obj),
-               *compiler_flags(dde, tree, src.stem, compiler, implicit_is_error)]
-        t0 = time.monotonic()
-        # cwd: the DDE's flags name "." as an include directory, as in its own build
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=tree)
-        out = r.stderr
-        results.append(CompileResult(src.name, Path(compiler).name, r.returncode == 0,
-                                     time.monotonic() - t0, len(re.findall(r": warning:", out)),
-                                     out, obj if r.returncode == 0 else None))
-    return results
+    def from_library(self, name: str) -> list[str]:
+        return self.provided.get(name, [])
 
 
 def _nm(paths: list[Path], *opts: str) -> set[str]:
@@ -143,6 +106,8 @@ def run_check(tree: Path, dde: DdeTree, dde_symbols: frozenset[str], compilers=(
             compiles += compile_tree(tree, dde, objdir, cc, implicit_is_error)
         kit, libc, stubs = ddekit_symbols(dde), libc_symbols(), host_stub_names()
         result = CheckResult(tree, compiles, {})
+        order = ("libdde_linux26", "libddekit", "libc")
+        result.provided = {name: [] for name in order}
         # each compiler's objects are a link on their own: what one inlines, the other may call
         for cc in compilers:
             objs = [c.obj for c in compiles if c.obj is not None and c.compiler == Path(cc).name]
@@ -151,20 +116,20 @@ def run_check(tree: Path, dde: DdeTree, dde_symbols: frozenset[str], compilers=(
                 if sym in defined:
                     continue
                 if sym in dde_symbols:
-                    where = result.from_dde
+                    where = result.provided["libdde_linux26"]
                 elif sym in kit:
-                    where = result.from_ddekit
+                    where = result.provided["libddekit"]
                     if sym in stubs and sym not in result.host_stubs:
                         result.host_stubs.append(sym)
                 elif sym in libc or sym == "_GLOBAL_OFFSET_TABLE_":
-                    where = result.from_libc
+                    where = result.provided["libc"]
                 else:
                     known = result.undefined.setdefault(sym, [])
                     known += [u for u in users if u not in known]
                     continue
                 if sym not in where:
                     where.append(sym)
-        for names in (result.from_dde, result.from_ddekit, result.from_libc, result.host_stubs):
+        for names in (*result.provided.values(), result.host_stubs):
             names.sort()
         result.undefined = dict(sorted(result.undefined.items()))
         return result
@@ -178,12 +143,15 @@ def format_table(res: CheckResult) -> str:
     for c in res.compiles:
         rows.append(f"{c.source:28} {c.compiler:8} {'ok' if c.ok else 'FAILED':7} {c.warnings:4d} {c.seconds:5.1f}s")
     rows.append("")
-    rows.append(f"undefined symbols: {len(res.from_dde)} from libdde_linux26, {len(res.from_ddekit)} "
-                f"from libddekit, {len(res.from_libc)} from libc, {len(res.undefined)} unexplained")
+    rows.append("undefined symbols: " + ", ".join(f"{len(syms)} from {lib}" for lib, syms in res.provided.items()
+                                                 if syms or res.target == "linux")
+                + f", {len(res.undefined)} unexplained")
     for sym, users in res.undefined.items():
         rows.append(f"  UNDEFINED {sym:32} needed by {', '.join(users)}")
-    rows.append(f"stubs that stop the Linux driver host if called: {len(res.host_stubs)}"
-                + (f" ({', '.join(res.host_stubs)})" if res.host_stubs else ""))
+    if res.target == "linux":
+        rows.append(f"stubs that stop the Linux driver host if called: {len(res.host_stubs)}"
+                    + (f" ({', '.join(res.host_stubs)})" if res.host_stubs else ""))
+    rows += [f"note: {n}" for n in res.notes]
     for c in res.compiles:
         if not c.ok:
             rows.append(f"\n--- {c.source} ({c.compiler}) ---\n{c.output.strip()}")
@@ -212,15 +180,39 @@ def write_junit(res: CheckResult, path: Path) -> None:
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def check_tree(tree: Path, junit: Path | None = None, compilers=None) -> int:
-    from .dde_build import DdeBuildError, ensure_build
-    dde = require_dde()
-    try:
-        build = ensure_build(dde, log=lambda m: print(m, file=sys.stderr))
-    except DdeBuildError as e:
-        raise PorterError(str(e)) from None
-    res = run_check(tree, dde, build.defined_symbols, tuple(compilers or ("gcc",)))
+def check_tree(tree: Path, junit: Path | None = None, compilers=None, target: str = "linux") -> int:
+    if target == "hurd":
+        res = _check_hurd(tree, compilers)
+    else:
+        from .dde_build import DdeBuildError, ensure_build
+        dde = require_dde()
+        try:
+            build = ensure_build(dde, log=lambda m: print(m, file=sys.stderr))
+        except DdeBuildError as e:
+            raise PorterError(str(e)) from None
+        res = run_check(tree, dde, build.defined_symbols, tuple(compilers or ("gcc",)))
     print(format_table(res))
     if junit:
         write_junit(res, junit)
     return 0 if res.ok else 1
+
+
+def _check_hurd(tree: Path, compilers) -> CheckResult:
+    import json
+    from .hurd.check import run_hurd_check, tree_generation
+    from .hurd.prepare import dde_for, prepare_sysroot
+    tree = tree.resolve()
+    if not (tree / MANIFEST_NAME).is_file():
+        raise PorterError(f"{tree} is not a tree porter emitted (no {MANIFEST_NAME})")
+    generation = tree_generation(tree)
+    dde_id = json.loads((tree / "porting.json").read_text()).get("inputs", {}).get("dde_id")
+    sysroot = prepare_sysroot(generation, dde_for(generation, dde_id),
+                              log=lambda m: print(m, file=sys.stderr))
+    results = [run_hurd_check(tree, sysroot, cc) for cc in (compilers or ("gcc",))]
+    merged = results[0]
+    for r in results[1:]:
+        merged.compiles += r.compiles
+        for sym, users in r.undefined.items():
+            merged.undefined.setdefault(sym, users)
+    merged.notes.insert(0, f"target hurd: the {generation} generation, sysroot {sysroot.root}")
+    return merged

@@ -112,6 +112,18 @@ def current_dde() -> DdeTree | None:
     return open_dde_tree(src) if src.is_dir() else None
 
 
+def cached_dde_trees() -> list[DdeTree]:
+    """Every DDE tree `porter fetch --dde` brought into the cache, the current one first."""
+    trees = []
+    current = current_dde()
+    if current is not None:
+        trees.append(current)
+    for src in sorted(dde_root().glob("*/src")):
+        if is_dde_tree(src) is not None and (current is None or src.resolve() != current.root.resolve()):
+            trees.append(open_dde_tree(src))
+    return trees
+
+
 def require_dde() -> DdeTree:
     tree = current_dde()
     if tree is None:

@@ -2,7 +2,6 @@
 DDE, build the driver host, run it on QEMU's virtio-net-pci, and ping the Linux
 kernel in a network namespace through the ported driver."""
 
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ def run_demo(version: str, out: Path, count: int = 5, log=print) -> int:
     if not check.ok:
         log(format_table(check))
         raise PorterError("the emitted tree does not pass `porter check`")
-    log(f"check: {len(check.compiles)} sources compile against the DDE; {len(check.from_dde)} symbols "
+    log(f"check: {len(check.compiles)} sources compile against the DDE; {len(check.from_library('libdde_linux26'))} symbols "
         f"from libdde_linux26, 0 unexplained")
     host = build_host(out, dde, dde_build, log=lambda m: log(f"build: {m}"))
     why = netns_usable()

@@ -20,7 +20,9 @@ from .rewrite import apply_edits
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 MANIFEST_NAME = ".porter-manifest.json"
 GLUE_TEMPLATES = {"Makefile": "Makefile.j2", "Makeconf.local": "Makeconf.local.j2",
-                  "default.ld": "default.ld.j2", "main.c": "main.c.j2"}
+                  "default.ld": "default.ld.j2", "main.c": "main.c.j2",
+                  "machdev_glue.c": "machdev_glue.c.j2", "machdev_glue.h": "machdev_glue.h.j2"}
+COMPAT_DIR = PROJECT_ROOT / "dde-shims" / "compat"
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ def render_tree(plan: PortPlan) -> tuple[dict[str, bytes], dict]:
         source_names.append(s)
         shims.append({"path": s, "brief": _brief(SHIM_SRC_DIR / s)})
 
+    # linux/compiler-gcc<N>.h for gccs newer than the DDE knows: the tree's Makefile
+    # searches compat/ after the DDE's headers, on the Hurd as in porter's checks
+    for p in sorted(COMPAT_DIR.rglob("*.h")):
+        files[str(Path("compat") / p.relative_to(COMPAT_DIR))] = p.read_bytes()
+
     target = tree_name(inp.bundle.name)
     report = _report_data(plan, target, source_names, shims)
     env = _env()
@@ -115,14 +122,24 @@ def _report_data(plan: PortPlan, target: str, sources: list[str], shims: list[di
                                    if u.name == d.name)})
     return {
         "target": target, "bundle": inp.bundle.name, "description": inp.bundle.description,
+        "hurd": _hurd_glue(inp.dde).as_context(),
         "version": inp.release.version,
-        "inputs": {"linux_files": linux_files, "dde_origin": dde_origin,
+        "inputs": {"linux_files": linux_files, "dde_origin": dde_origin, "dde_id": inp.dde.root.parent.name,
                    "rule_files": [{"path": str(Path(p).relative_to(PROJECT_ROOT)) if p.startswith(str(PROJECT_ROOT)) else p,
                                    "sha256": sha256(Path(p).read_bytes())} for p in rule_files]},
         "api_counts": dict(Counter(d.status for d in plan.decisions)),
         "apis": apis, "edits": edits, "initcall_renames": plan.initcall_renames,
         "shims": shims, "expected_symbols": expected, "sources": sources,
     }
+
+
+def _hurd_glue(dde):
+    """The Hurd glue for the DDE's generation (with hurd.git's libmachdev when cached)."""
+    from .hurd.generation import of_dde_tree
+    from .hurd.glue import hurd_glue
+    from .hurd.sources import cached_set
+    cached = cached_set(of_dde_tree(dde.root).name)
+    return hurd_glue(dde.root, cached["hurd"].tree if cached else None)
 
 
 def hand_edits(out: Path) -> list[str]:

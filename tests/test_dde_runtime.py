@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from porter.build import compile_host_side, link_dde_program
-from porter.check import compiler_flags
+from porter.compile import compiler_flags
 
 C = Path(__file__).parent / "c" / "dde"
 

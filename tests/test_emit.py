@@ -29,13 +29,14 @@ def test_emit_writes_tree_with_hashes(plan, tmp_path):
     out = tmp_path / "dde_fixture"
     res = emit_tree(plan, out)
     names = set(snapshot(out))
-    assert {"Makefile", "Makeconf.local", "default.ld", "main.c", "porterfix.c",
+    assert {"Makefile", "Makeconf.local", "default.ld", "main.c", "machdev_glue.c", "machdev_glue.h",
+            "compat/linux/compiler-gcc12.h", "porterfix.c",
             "include/linux/porterfix.h", "include/porter/scatterlist.h", "porter_scatterlist.c",
             "PORTING.md", "porting.json", MANIFEST_NAME} <= names
     recorded = json.loads((out / MANIFEST_NAME).read_text())["files"]
     assert set(recorded) == names - {MANIFEST_NAME} and res.files == recorded
     mk = (out / "Makefile").read_text()
-    assert "SRC_C          = main.c porterfix.c porter_scatterlist.c" in mk
+    assert "SRC_C          = main.c machdev_glue.c porterfix.c porter_scatterlist.c" in mk
     assert "-ldde_linux26.o -ldde_linux26_net" in mk and "PRIVATE_INCDIR = $(SRC_DIR)/include" in mk
     assert "KEEP (*(.mark_beg_l4dde_ctors))" in (out / "default.ld").read_text()
     assert "cpumask_copy((struct cpumask *)cpu_possible_mask, cpu_online_mask);" in (out / "main.c").read_text()

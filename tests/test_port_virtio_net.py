@@ -81,7 +81,7 @@ def test_check_compiles_all_and_leaves_nothing_undefined(tree, dde_tree, dde_bui
                                                 "virtio_pci.c", "virtio_ring.c"]
     assert all(c.ok for c in res.compiles), [c.output for c in res.compiles if not c.ok]
     assert res.undefined == {}
-    assert "register_netdev" in res.from_dde and "__get_free_pages" in res.from_dde
+    assert "register_netdev" in res.from_library("libdde_linux26") and "__get_free_pages" in res.from_library("libdde_linux26")
     junit = tmp_path / "check.xml"
     write_junit(res, junit)
     suite = ET.parse(junit).getroot()
@@ -96,7 +96,7 @@ def test_clang_agrees_with_gcc(tree, dde_tree, dde_build, clang_available):
     assert {cc for cc, _ in by_cc} == {"gcc", "clang"}
     assert all(c.ok for c in res.compiles), [f"{c.compiler} {c.source}:\n{c.output}" for c in res.compiles if not c.ok]
     assert res.undefined == {} and res.host_stubs == []
-    assert "register_netdev" in res.from_dde
+    assert "register_netdev" in res.from_library("libdde_linux26")
 
 
 def test_pristine_sources_leave_exactly_the_known_gaps(plan, linux_2_6_32, dde_tree, dde_build, tmp_path):

@@ -3,7 +3,6 @@ driver host on top, and the test's own peer on the wire; torn down whole on
 every exit path (a context manager, with a finalizer behind it)."""
 
 import contextlib
-import os
 import shutil
 import socket
 import tempfile

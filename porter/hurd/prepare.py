@@ -1,0 +1,44 @@
+"""Everything a Hurd-side step needs, made ready on demand: the source set of a
+generation, the cross compiler, and the sysroot for one DDE tree."""
+
+from __future__ import annotations
+
+from .. import PorterError
+from ..buildsteps import StepError
+from ..dde import DdeTree, cached_dde_trees
+from . import generation as gen
+from .sources import cached_set
+from .sysroot import Sysroot, cached_sysroot, ensure_sysroot
+from .toolchain import cached_toolchain, ensure_toolchain
+
+
+def dde_for(generation: str, dde_id: str | None = None) -> DdeTree:
+    """The cached DDE tree of a generation (the one with dde_id if given)."""
+    trees = [t for t in cached_dde_trees() if gen.of_dde_tree(t.root).name == generation]
+    if dde_id:
+        trees = [t for t in trees if t.root.parent.name == dde_id] or trees
+    if not trees:
+        raise PorterError(f"no DDE tree of the {generation} generation in porter's cache: "
+                          "run `porter fetch --dde --from PATH` with one")
+    return trees[0]
+
+
+def prepare_sysroot(generation: str, dde: DdeTree, log=print) -> Sysroot:
+    sources = cached_set(generation)
+    if sources is None:
+        raise PorterError(f"porter's cache has no Hurd sources for the {generation} generation: run "
+                          "`porter fetch --hurd [--from PATH ...]`")
+    try:
+        toolchain = ensure_toolchain(sources["gcc"], log=log)
+        return ensure_sysroot(sources, dde, toolchain, log=log)
+    except StepError as e:
+        raise PorterError(str(e)) from None
+
+
+def ready_sysroot(generation: str, dde: DdeTree) -> Sysroot | None:
+    """The sysroot if it is built already (for tests: never starts a build)."""
+    sources = cached_set(generation)
+    if sources is None:
+        return None
+    toolchain = cached_toolchain(sources["gcc"])
+    return cached_sysroot(sources, dde, toolchain) if toolchain else None
