@@ -8,8 +8,8 @@ from pathlib import Path
 from . import PorterError
 from .cache import dde_root
 
-# The Hurd incubator names the Linux layer libdde-linux26; Debian's hurd
-# source tree names it libdde_linux26.
+# Debian's hurd tree (2016) names the Linux layer libdde-linux26; the Hurd
+# incubator's dde branch names it libdde_linux26.
 PKGDIR_NAMES = ("libdde-linux26", "libdde_linux26")
 
 

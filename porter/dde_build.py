@@ -29,8 +29,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .dde import PKGDIR_NAMES
+
 COMPAT_INCLUDE_DIR = Path(__file__).resolve().parent.parent / "dde-shims" / "compat"
-DDE_DIRS = ("libdde-linux26", "libddekit")  # lib/src includes ../libddekit for <ddekit/*.h>
+KIT_DIR = "libddekit"            # lib/src includes ../libddekit for <ddekit/*.h>
+
+
+def _pkg_name(tree: Path) -> str:
+    """The DDE's Linux-layer directory as this tree spells it (libdde-linux26 or libdde_linux26)."""
+    for name in PKGDIR_NAMES:
+        if (tree / name / "Makeconf").is_file():
+            return name
+    return PKGDIR_NAMES[0]
+
+
+def _dirs(tree: Path) -> tuple[str, str]:
+    return (_pkg_name(tree), KIT_DIR)
 STAMP_NAME = "BUILT.json"
 EXCERPT_LINES, MAX_LINE = 40, 300
 ERROR_LINE = re.compile(r"(^|\s)(fatal )?error:|\*\*\*")  # gcc, collect2, ld and make; not -Wno-error=
@@ -77,7 +91,8 @@ class DdeBuildError(Exception):
 
 def make_steps(jobs: int, compat_dir: Path = COMPAT_INCLUDE_DIR) -> list[tuple[str, str, list[str]]]:
     """(step, directory under libdde-linux26, make command) in build order."""
-    flags = [f"CC={CC}", f"CARCHFLAGS_x86=-idirafter {compat_dir} {' '.join(EXTRA_CFLAGS)}"]
+    # ARCH: the incubator's 64-bit-aware include/Makefile links asm-<suffix> from it
+    flags = ["ARCH=x86", f"CC={CC}", f"CARCHFLAGS_x86=-idirafter {compat_dir} {' '.join(EXTRA_CFLAGS)}"]
     return [
         # serial: subdir.mk gives contrib/ and include/ no order, and lib/ needs their headers
         ("headers", ".", ["make", *flags, "contrib", "include"]),
@@ -88,7 +103,7 @@ def make_steps(jobs: int, compat_dir: Path = COMPAT_INCLUDE_DIR) -> list[tuple[s
 def build_dde(src_tree: Path, build_root: Path, *, log=print, jobs: int = 2) -> DdeBuild:
     """Copy src_tree to build_root/src (if not yet there), build for i386, stamp it; reuse when the stamp matches."""
     src_tree, build_root = Path(src_tree).resolve(), Path(build_root).resolve()
-    missing = [d for d in ("libdde-linux26/Makeconf", "libddekit") if not (src_tree / d).exists()]
+    missing = [d for d in (f"{_pkg_name(src_tree)}/Makeconf", KIT_DIR) if not (src_tree / d).exists()]
     if missing:
         raise DdeBuildError("source", f"{src_tree} is not a DDE tree (no {', '.join(missing)})")
 
@@ -109,13 +124,14 @@ def _build(src_tree: Path, build_root: Path, key: str, *, log, jobs: int) -> Non
     stamp_path.unlink(missing_ok=True)
     shutil.rmtree(copy, ignore_errors=True)
     log(f"DDE build: copying {src_tree} to {copy}")
-    for name in DDE_DIRS:
+    pkg = _pkg_name(src_tree)
+    for name in _dirs(src_tree):
         # not build/: the DDE's own install step lays out OBJ_BASE in the copy
         shutil.copytree(src_tree / name, copy / name, symlinks=True,
-                        ignore=lambda d, names: ["build"] if Path(d).name == "libdde-linux26" else [])
+                        ignore=lambda d, names: ["build"] if Path(d).name == pkg else [])
 
     started = time.monotonic()
-    pkgdir, logs = copy / "libdde-linux26", build_root / "logs"
+    pkgdir, logs = copy / pkg, build_root / "logs"
     logs.mkdir(exist_ok=True)
     for step, subdir, command in make_steps(jobs):
         log(f"DDE build: {step}: {shlex.join(command)} (in {pkgdir / subdir})")
@@ -166,7 +182,7 @@ def _error_excerpt(output: str) -> str:
 
 
 def _artefacts(build_root: Path) -> dict[str, Path]:
-    lib_src = build_root / "src" / "libdde-linux26" / "lib" / "src"  # lib.mk leaves the libraries here
+    lib_src = build_root / "src" / _pkg_name(build_root / "src") / "lib" / "src"  # lib.mk leaves them here
     return {"libdde_linux26_o": lib_src / "libdde_linux26.o.a",
             "libdde_linux26_net": lib_src / "libdde_linux26_net.a"}
 
@@ -175,7 +191,7 @@ def _result(build_root: Path, *, reused: bool) -> DdeBuild:
     artefacts = _artefacts(build_root)
     libraries = list(artefacts.values())
     defined = _nm_symbols(libraries, "--defined-only")
-    build_dir = build_root / "src" / "libdde-linux26"
+    build_dir = build_root / "src" / _pkg_name(build_root / "src")
     return DdeBuild(
         build_dir=build_dir,
         obj_base=build_dir / "build",
@@ -203,9 +219,10 @@ def _build_key(src_tree: Path) -> str:
     # neither the job count nor where the checkout is (clones share one cache) changes the output
     for _, _, command in make_steps(jobs=1, compat_dir=Path("<compat>")):
         digest.update(shlex.join(command).encode())
-    for tree in [src_tree / name for name in DDE_DIRS] + [COMPAT_INCLUDE_DIR]:
+    pkg = _pkg_name(src_tree)
+    for tree in [src_tree / name for name in _dirs(src_tree)] + [COMPAT_INCLUDE_DIR]:
         for path in sorted(tree.rglob("*")):
-            if "build" in path.relative_to(tree).parts[:1] and tree.name == "libdde-linux26":
+            if "build" in path.relative_to(tree).parts[:1] and tree.name == pkg:
                 continue        # porter's fetch lays out OBJ_BASE/include in the source; not an input
             digest.update(str(path.relative_to(tree.parent)).encode() + b"\0")
             if path.is_symlink():

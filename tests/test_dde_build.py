@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from porter.dde import PKGDIR_NAMES
 from porter.dde_build import COMPAT_INCLUDE_DIR, DdeBuildError, build_dde
 
 DDE_TREE = Path(os.environ.get("PORTER_DDE_TREE", "/nonexistent"))
+# Debian's 2016 tree spells it libdde-linux26, the incubator libdde_linux26
+PKG = next((n for n in PKGDIR_NAMES if (DDE_TREE / n / "Makeconf").is_file()), None)
 needs_dde_tree = pytest.mark.skipif(
-    not (DDE_TREE / "libdde-linux26" / "Makeconf").is_file(),
-    reason="set PORTER_DDE_TREE to a DDE source tree (Hurd incubator, branch dde)")
+    PKG is None, reason="set PORTER_DDE_TREE to a DDE source tree (`porter fetch --dde` sets it for the tests)")
 
 
 def tree_snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -90,9 +92,9 @@ def test_second_call_reuses_without_make(dde_build, tmp_path, monkeypatch):
 @needs_dde_tree
 def test_broken_tree_names_step_and_compiler_error(tmp_path):
     broken = tmp_path / "dde"
-    for name in ("libdde-linux26", "libddekit"):
+    for name in (PKG, "libddekit"):
         shutil.copytree(DDE_TREE / name, broken / name, symlinks=True)
-    victim = broken / "libdde-linux26" / "lib" / "src" / "arch" / "l4" / "cli_sti.c"
+    victim = broken / PKG / "lib" / "src" / "arch" / "l4" / "cli_sti.c"
     victim.write_text(victim.read_text() + "\nint porter_injected_error( {\n")
 
     with pytest.raises(DdeBuildError) as failure:

@@ -129,6 +129,6 @@ def test_source_for_another_linux_names_what_the_dde_lacks(dde_tree, fixture_tre
     # the broken assignment, and the DDE's own declaration of the changed API with its place
     assert re.search(r"porterfix.c:9:\d+: incompatible integer to pointer conversion", text), text
     assert re.search(r"porterfix.c:10:\d+: too many arguments to function call.*"
-                     r"\['napi_schedule_prep' declared here in libdde-linux26/\S+/netdevice.h:\d+\]", text), text
+                     r"\['napi_schedule_prep' declared here in libdde[-_]linux26/\S+/netdevice.h:\d+\]", text), text
     # the function the DDE's headers lack, with where it is first used
     assert re.search(r"do not declare.*\n  porterfix_alloc_skb_newer +first used at drivers/misc/porterfix.c:9:", text), text

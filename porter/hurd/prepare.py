@@ -3,6 +3,9 @@ generation, the cross compiler, and the sysroot for one DDE tree."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from .. import PorterError
 from ..buildsteps import StepError
 from ..dde import DdeTree, cached_dde_trees
@@ -23,7 +26,26 @@ def dde_for(generation: str, dde_id: str | None = None) -> DdeTree:
     return trees[0]
 
 
+# programs the sysroot build runs, and the Debian packages that have them
+BUILD_TOOLS = {"autoreconf": "autoconf", "automake": "automake", "libtoolize": "libtool", "flex": "flex",
+               "bison": "bison", "gawk": "gawk", "g++": "g++", "make": "make", "patch": "patch"}
+BUILD_HEADERS = {"gmp.h": "libgmp-dev", "mpfr.h": "libmpfr-dev", "mpc.h": "libmpc-dev"}   # gcc needs them
+
+
+def missing_build_tools() -> list[str]:
+    """Debian packages the sysroot build needs that this machine lacks."""
+    need = [pkg for tool, pkg in BUILD_TOOLS.items() if shutil.which(tool) is None]
+    include = Path("/usr/include")
+    need += [pkg for header, pkg in BUILD_HEADERS.items()
+             if not (include / header).is_file() and not any(include.glob(f"*/{header}"))]
+    return sorted(set(need))
+
+
 def prepare_sysroot(generation: str, dde: DdeTree, log=print) -> Sysroot:
+    missing = missing_build_tools()
+    if missing:
+        raise PorterError(f"building the Hurd sysroot needs {', '.join(missing)}: "
+                          f"apt-get install {' '.join(missing)} (scripts/install-debian-deps --hurd installs them)")
     sources = cached_set(generation)
     if sources is None:
         raise PorterError(f"porter's cache has no Hurd sources for the {generation} generation: run "

@@ -243,10 +243,12 @@ class _Recipe:
                     # Debian's hurd of 2016 (external.patch) lists experimental among the
                     # Mach .defs found in the C library's include directory
                     extra = "experimental.defs:\n\techo '#include <mach/experimental.defs>' > $@\n"
+                # the DDE's code predates the Hurd's -Werror=old-style-definition (2024)
+                relax = "CFLAGS += -Wno-error=old-style-definition -Wno-error=strict-prototypes\n"
                 (d / "Makefile").write_text(
                     "# porter: the build-directory makefile configure writes for the Hurd's own dirs\n"
                     f"top_srcdir = {self.work / 'hurd'}\nsrcdir = {self.work / 'hurd' / d.name}\n"
-                    f"VPATH = $(srcdir)\n{extra}include $(srcdir)/Makefile\n")
+                    f"VPATH = $(srcdir)\n{extra}include $(srcdir)/Makefile\n{relax}")
             for stale in d.glob("*.d"):     # dependencies of an earlier try name headers then missing
                 stale.unlink()
             ctx.run(["make", "no_deps=t", *self.hurd_install_vars(), "install-headers"], cwd=d)
@@ -260,7 +262,8 @@ class _Recipe:
         for d in (pkg, "libddekit"):    # lib/src includes ../libddekit for <ddekit/*.h>
             shutil.copytree(self.dde.root / d, work / d, symlinks=True,
                             ignore=lambda dd, names: ["build"] if Path(dd).name == pkg else [])
-        flags = [f"CC={TARGET}-gcc", f"LD={TARGET}-ld", f"AR={TARGET}-ar",
+        # ARCH: the incubator's 64-bit-aware include/Makefile links asm-<suffix> from it
+        flags = ["ARCH=x86", f"CC={TARGET}-gcc", f"LD={TARGET}-ld", f"AR={TARGET}-ar",
                  f"CARCHFLAGS_x86=-idirafter {COMPAT_DIR} -fno-pie"]
         ctx.run(["make", *flags, "contrib", "include"], cwd=work / pkg)
         ctx.run(["make", self.jobs, *flags], cwd=work / pkg / "lib" / "src")
