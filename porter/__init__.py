@@ -2,9 +2,23 @@
 
 from pathlib import Path
 
-# The checkout (or installed source) root: templates/, dde-shims/ and
-# linux-2.6-drivers/ live beside the package.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+__version__ = "0.2.0"
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _data_root() -> Path:
+    """Where templates/, dde-shims/, linux-2.6-drivers/ and the harness tests are:
+    beside the package in a checkout, under porter/data/ in an installed wheel
+    (setup.py copies them there when it builds one)."""
+    installed = _PACKAGE / "data"
+    return installed if (installed / "templates").is_dir() else _PACKAGE.parent
+
+
+DATA_ROOT = _data_root()
+SHIMS_DIR = DATA_ROOT / "dde-shims"
+# linux/compiler-gcc<N>.h for a gcc newer than the DDE knows: searched after the DDE's own
+COMPAT_DIR = SHIMS_DIR / "compat"
 
 
 class PorterError(Exception):

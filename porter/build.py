@@ -11,15 +11,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import PROJECT_ROOT, PorterError
+from . import SHIMS_DIR, PorterError
 from .compile import compile_tree, compiler_flags
 from .dde import DdeTree
 from .emit import MANIFEST_NAME
 
-SHIMS = PROJECT_ROOT / "dde-shims"
-DDEKIT_LINUX = SHIMS / "ddekit-linux"
-PORTIO_TRAP = SHIMS / "portio-trap"
-DRIVER_HOST = SHIMS / "driver-host"
+DDEKIT_LINUX = SHIMS_DIR / "ddekit-linux"
+PORTIO_TRAP = SHIMS_DIR / "portio-trap"
+DRIVER_HOST = SHIMS_DIR / "driver-host"
 HOST_CFLAGS = ["-m32", "-g", "-O2", "-Wall", "-pthread", "-fno-pie"]
 
 

@@ -8,6 +8,7 @@ Makefile on an i686-gnu sysroot and checks the symbols against the libraries
 that Makefile links."""
 
 import functools
+import json
 import re
 import shutil
 import subprocess
@@ -17,9 +18,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import PROJECT_ROOT, PorterError
+from . import SHIMS_DIR, PorterError
 from .compile import CompileResult, compile_tree
-from .dde import DdeTree, require_dde
+from .dde import DdeTree
 from .emit import MANIFEST_NAME
 
 STUB_MARK = "ddekit_linux_trace_and_stop"
@@ -76,7 +77,7 @@ def libc_symbols() -> frozenset[str]:
     return frozenset(s.split("@")[0] for s in _nm([Path(out)], "-D", "--defined-only"))
 
 
-UNSUPPORTED_LIST = PROJECT_ROOT / "dde-shims" / "ddekit-linux" / "ddekit_linux_unsupported.h"
+UNSUPPORTED_LIST = SHIMS_DIR / "ddekit-linux" / "ddekit_linux_unsupported.h"
 
 
 def host_stub_names() -> frozenset[str]:
@@ -180,25 +181,38 @@ def write_junit(res: CheckResult, path: Path) -> None:
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def check_tree(tree: Path, junit: Path | None = None, compilers=None, target: str = "linux") -> int:
+def result_data(res: CheckResult) -> dict:
+    return {"tree": str(res.tree), "target": res.target, "ok": res.ok,
+            "compiles": [{"source": c.source, "compiler": c.compiler, "ok": c.ok, "warnings": c.warnings,
+                          "seconds": round(c.seconds, 3), "output": c.output} for c in res.compiles],
+            "undefined": res.undefined, "provided": res.provided, "host_stubs": res.host_stubs,
+            "notes": res.notes}
+
+
+def check_tree(tree: Path, junit: Path | None = None, compilers=None, target: str = "linux",
+               as_json: bool = False) -> int:
+    tree = Path(tree).resolve()
+    if not (tree / MANIFEST_NAME).is_file():
+        raise PorterError(f"{tree} is not a tree porter emitted (no {MANIFEST_NAME}); give a tree from "
+                          "`porter port`")
     if target == "hurd":
         res = _check_hurd(tree, compilers)
     else:
+        from .dde import dde_of_tree
         from .dde_build import DdeBuildError, ensure_build
-        dde = require_dde()
+        dde = dde_of_tree(tree)
         try:
             build = ensure_build(dde, log=lambda m: print(m, file=sys.stderr))
         except DdeBuildError as e:
             raise PorterError(str(e)) from None
         res = run_check(tree, dde, build.defined_symbols, tuple(compilers or ("gcc",)))
-    print(format_table(res))
+    print(json.dumps(result_data(res), indent=1) if as_json else format_table(res))
     if junit:
         write_junit(res, junit)
     return 0 if res.ok else 1
 
 
 def _check_hurd(tree: Path, compilers) -> CheckResult:
-    import json
     from .hurd.check import run_hurd_check, tree_generation
     from .hurd.prepare import dde_for, prepare_sysroot
     tree = tree.resolve()

@@ -1,4 +1,5 @@
-"""Command line: porter fetch | scan | port | check."""
+"""porter: port Linux 2.6 virtio drivers onto the GNU Hurd's DDE, check the trees
+for Linux and for the Hurd, and run them in a harness against real virtio devices."""
 
 import argparse
 import sys
@@ -20,9 +21,9 @@ def cmd_fetch(args) -> int:
         tree = fetch_dde(args.source, args.rev)
         print(f"DDE: {tree.root} ({', '.join(f'{k}={v}' for k, v in tree.origin.items())})")
         return 0
-    if not args.version:
-        raise PorterError("porter fetch needs --version V (Linux) or --dde")
-    got = fetch_linux(load_manifest(), args.version, args.source)
+    if not args.release:
+        raise PorterError("porter fetch needs --version RELEASE (Linux), --dde or --hurd")
+    got = fetch_linux(load_manifest(), args.release, args.source)
     print(f"Linux {got.version}: {got.files} files verified (sha256) from {got.origin} -> {got.path}")
     return 0
 
@@ -57,7 +58,7 @@ def cmd_scan(args) -> int:
     from .pipeline import scan_inputs as scan_bundle
     from .plan import plan_port
     from .report import print_scan
-    inputs = load_inputs(args.bundle, args.version)
+    inputs = load_inputs(args.bundle, args.release, args.rules, dde=_dde(args.dde))
     scanned = scan_bundle(inputs)
     plan = plan_port(inputs, scanned)
     return print_scan(plan, as_json=args.json)
@@ -68,29 +69,33 @@ def cmd_port(args) -> int:
     from .pipeline import scan_inputs as scan_bundle
     from .plan import plan_port
     from .emit import emit_tree
-    inputs = load_inputs(args.bundle, args.version)
+    inputs = load_inputs(args.bundle, args.release, args.rules, dde=_dde(args.dde))
     plan = plan_port(inputs, scan_bundle(inputs))
     plan.raise_if_unmapped()
-    result = emit_tree(plan, Path(args.out), force=args.force)
+    result = emit_tree(plan, args.out, force=args.force)
     print(result.summary())
     return 0
 
 
 def cmd_check(args) -> int:
     from .check import check_tree
-    return check_tree(Path(args.tree), junit=args.junit, compilers=args.cc, target=args.target)
+    return check_tree(args.tree, junit=args.junit, compilers=args.cc, target=args.target, as_json=args.json)
 
 
 def cmd_build(args) -> int:
     from .build import build_host
-    from .dde import require_dde
+    from .dde import dde_of_tree
     from .dde_build import DdeBuildError, ensure_build
-    dde = require_dde()
+    from .emit import MANIFEST_NAME
+    if not (args.tree / MANIFEST_NAME).is_file():
+        raise PorterError(f"{args.tree.resolve()} is not a tree porter emitted (no {MANIFEST_NAME}); give a "
+                          "tree from `porter port`")
+    dde = dde_of_tree(args.tree)
     try:
         dde_build = ensure_build(dde, log=lambda m: print(m, file=sys.stderr))
     except DdeBuildError as e:
         raise PorterError(str(e)) from None
-    host = build_host(Path(args.tree), dde, dde_build, Path(args.output) if args.output else None)
+    host = build_host(args.tree, dde, dde_build, args.output)
     print(host.executable)
     return 0
 
@@ -98,18 +103,21 @@ def cmd_build(args) -> int:
 def cmd_test(args) -> int:
     import os
     import subprocess
-    from . import PROJECT_ROOT
+    from . import DATA_ROOT
     suites = {"qemu": ["test_driver_host.py", "test_virtio_net.py"], "sim": ["test_virtio_net_sim.py"]}
-    harness = PROJECT_ROOT / "tests" / "harness"
+    from .emit import MANIFEST_NAME
+    harness = DATA_ROOT / "tests" / "harness"
     if not harness.is_dir():
-        raise PorterError(f"{harness}: the harness tests are not here; run porter from its checkout")
-    tree = Path(args.tree).resolve()
-    if not (tree / ".porter-manifest.json").is_file():
-        raise PorterError(f"{tree} is not a tree porter emitted")
+        raise PorterError(f"{harness}: the harness tests are missing; reinstall porter")
+    tree = args.tree.resolve()
+    if not (tree / MANIFEST_NAME).is_file():
+        raise PorterError(f"{tree} is not a tree porter emitted (no {MANIFEST_NAME}); "
+                          "give a tree from `porter port`")
     files = [str(harness / f) for f in suites[args.device]]
     env = dict(os.environ, PORTER_TEST_TREE=str(tree))
-    return subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files,
-                            *args.pytest_args], cwd=PROJECT_ROOT, env=env)
+    rc = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files,
+                          *args.pytest_args], cwd=DATA_ROOT, env=env)
+    return {0: 0, 1: 1}.get(rc, 2)   # pytest: 1 tests failed; 2-5 interrupted, usage, no tests
 
 
 def cmd_hurd_sysroot(args) -> int:
@@ -135,72 +143,126 @@ def cmd_hurd_sysroot(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
-    return run_demo(args.version, Path(args.out), args.count)
+    return run_demo(args.release, args.out, args.count)
+
+
+def _dde(choice: str | None):
+    """The DDE tree --dde names (None: porter's current one)."""
+    if choice is None:
+        return None
+    from .dde import select_dde
+    return select_dde(choice)
+
+
+def _harness_errors() -> tuple[type, ...]:
+    from .harness.driver_host import DriverHostError
+    from .harness.qemu import QemuError
+    return (DriverHostError, QemuError, TimeoutError)
+
+
+HARNESS_ERRORS = _harness_errors()
+EXIT_CODES = "exit status: 0 ok, 1 a check or test failed, 2 bad input or usage (the message says what to do)"
+
+
+def _known():
+    """Bundles and releases the manifest lists (for --help and choices); none if it is unreadable,
+    so that the command itself reports why."""
+    from .manifest import load_manifest
+    try:
+        m = load_manifest()
+        return sorted(m.bundles), list(m.releases)
+    except PorterError:
+        return [], []
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="porter", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    from . import __version__
+    bundles, releases = _known()
+    releases_help = f"Linux release ({', '.join(releases)})" if releases else "Linux release, e.g. 2.6.32"
+    p = argparse.ArgumentParser(prog="porter", description=__doc__, epilog=EXIT_CODES)
+    p.add_argument("--version", action="version", version=f"porter {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    f = sub.add_parser("fetch", help="bring Linux sources or the DDE into porter's cache, verified")
-    f.add_argument("--version", help="Linux release, e.g. 2.6.32")
+    def command(name, help_text):
+        return sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
+                              epilog=EXIT_CODES)
+
+    def bundle_arg(parser):
+        parser.add_argument("bundle", choices=bundles or None, metavar="BUNDLE",
+                            help=f"driver bundle ({', '.join(bundles)})" if bundles else "driver bundle")
+
+    def dde_arg(parser):
+        parser.add_argument("--dde", metavar="ID|PATH",
+                            help="the DDE tree to use: a cache id (`porter fetch --dde` prints it), a "
+                                 "generation (2016, 2020) or a DDE source tree (default: the one last fetched)")
+
+    f = command("fetch", "bring Linux sources, the DDE or the Hurd's sources into porter's cache, verified")
+    f.add_argument("--version", dest="release", metavar="RELEASE", help=releases_help)
     f.add_argument("--dde", action="store_true", help="fetch the Hurd's DDE instead of Linux")
     f.add_argument("--hurd", action="store_true",
                    help="fetch GNU Mach, MIG, the Hurd (git) and Debian's glibc, gcc and libpciaccess "
                         "sources for the generation of each cached DDE tree")
-    f.add_argument("--from", dest="source", type=Path, action="append",
+    f.add_argument("--from", dest="source", type=Path, action="append", metavar="PATH",
                    help="local Linux tree, release tarball or git directory; or a DDE git directory/tree; "
                         "with --hurd (repeatable): git directories or trees of gnumach, mig and hurd, or "
                         "directories holding them or Debian .dsc files")
     f.add_argument("--rev", help="with --dde and a git source: branch or commit (default: dde)")
     f.set_defaults(func=cmd_fetch)
 
-    s = sub.add_parser("scan", help="list the kernel APIs a driver bundle uses and what porter does with each")
-    s.add_argument("bundle")
-    s.add_argument("--version", required=True)
-    s.add_argument("--json", action="store_true")
+    s = command("scan", "list the kernel APIs a driver bundle uses and what porter does with each")
+    bundle_arg(s)
+    s.add_argument("--version", dest="release", metavar="RELEASE", required=True, help=releases_help)
+    s.add_argument("--rules", type=Path, action="append", metavar="TOML",
+                   help="rule files to use instead of porter's own (repeatable)")
+    dde_arg(s)
+    s.add_argument("--json", action="store_true", help="the scan as JSON on stdout")
     s.set_defaults(func=cmd_scan)
 
-    o = sub.add_parser("port", help="emit a Hurd DDE driver tree")
-    o.add_argument("bundle")
-    o.add_argument("--version", required=True)
-    o.add_argument("--out", required=True)
+    o = command("port", "emit a Hurd DDE driver tree")
+    bundle_arg(o)
+    o.add_argument("--version", dest="release", metavar="RELEASE", required=True, help=releases_help)
+    o.add_argument("--out", required=True, type=Path, metavar="DIR", help="the tree to write (atomically)")
+    o.add_argument("--rules", type=Path, action="append", metavar="TOML",
+                   help="rule files to use instead of porter's own (repeatable)")
+    dde_arg(o)
     o.add_argument("--force", action="store_true", help="overwrite files edited by hand")
     o.set_defaults(func=cmd_port)
 
-    c = sub.add_parser("check", help="compile an emitted tree against the DDE and list undefined symbols")
-    c.add_argument("tree")
-    c.add_argument("--junit", type=Path, help="write JUnit XML here")
-    c.add_argument("--cc", action="append", choices=("gcc", "clang"),
-                   help="compiler(s) to use (default: gcc; repeat for clang too)")
+    c = command("check", "compile an emitted tree and list the undefined symbols nothing defines")
+    c.add_argument("tree", type=Path, metavar="TREE")
     c.add_argument("--target", choices=("linux", "hurd"), default="linux",
                    help="linux: the Linux-side sources against the DDE on this machine (default); "
                         "hurd: every file with the tree's own Makefile for i686-gnu, as the Hurd builds it")
+    c.add_argument("--cc", action="append", choices=("gcc", "clang"),
+                   help="compiler(s) to use (default: gcc; repeat for clang too)")
+    c.add_argument("--junit", type=Path, metavar="XML", help="write JUnit XML here")
+    c.add_argument("--json", action="store_true", help="the result as JSON on stdout instead of the table")
     c.set_defaults(func=cmd_check)
 
-    b = sub.add_parser("build", help="link a tree with the real DDE into a driver host the harness runs")
-    b.add_argument("tree")
-    b.add_argument("-o", "--output", help="executable to write (default: TREE.host/driver-host)")
+    b = command("build", "link a tree with the real DDE into a driver host the harness runs")
+    b.add_argument("tree", type=Path, metavar="TREE")
+    b.add_argument("-o", "--output", type=Path, help="executable to write (default: TREE.host/driver-host)")
     b.set_defaults(func=cmd_build)
 
-    t = sub.add_parser("test", help="run the harness suite on a tree (built into a driver host) against a device")
-    t.add_argument("tree")
-    t.add_argument("--device", choices=("qemu", "sim"), default="qemu")
+    t = command("test", "run the harness suite on a tree (built into a driver host) against a device")
+    t.add_argument("tree", type=Path, metavar="TREE")
+    t.add_argument("--device", choices=("qemu", "sim"), default="qemu",
+                   help="qemu: QEMU's own device in x-remote mode (default); sim: porter's model, hostile modes")
     t.set_defaults(pytest_args=[])    # what follows `--` goes to pytest (see main)
     t.set_defaults(func=cmd_test)
 
-    h = sub.add_parser("hurd", help="the Hurd target: cross sysroot, toolchain, image")
-    hsub = h.add_subparsers(dest="hurd_command", required=True)
+    h = command("hurd", "the Hurd target: cross sysroot and toolchain")
+    hsub = h.add_subparsers(dest="hurd_command", required=True, metavar="COMMAND")
     hs = hsub.add_parser("sysroot", help="build the i686-gnu sysroot (cross gcc, GNU Mach, MIG, Hurd, glibc "
                                          "headers, the libraries a DDE tree links) into porter's cache")
     hs.add_argument("--generation", choices=("2016", "2020"),
                     help="only this generation (default: that of every cached DDE tree)")
     hs.set_defaults(func=cmd_hurd_sysroot)
 
-    d = sub.add_parser("demo", help="port, check and build virtio-net, then ping a kernel through it on QEMU")
-    d.add_argument("--version", default="2.6.32")
-    d.add_argument("--out", default="out/dde_virtio_net")
-    d.add_argument("--count", type=int, default=5)
+    d = command("demo", "port, check and build virtio-net, then ping a kernel through it on QEMU")
+    d.add_argument("--version", dest="release", metavar="RELEASE", default="2.6.32", help=releases_help)
+    d.add_argument("--out", type=Path, default=Path("out/dde_virtio_net"), metavar="DIR")
+    d.add_argument("--count", type=int, default=5, help="pings to send (default 5)")
     d.set_defaults(func=cmd_demo)
     return p
 
@@ -219,6 +281,20 @@ def main(argv=None) -> int:
     except PorterError as e:
         print(f"porter: error: {e}", file=sys.stderr)
         return 2
+    except HARNESS_ERRORS as e:
+        # the driver host or the device failed under the harness: say which, not where in porter
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"porter: error: {type(e).__name__}: {first} (`porter test TREE -- -x` shows the driver "
+              "host's and the device's output)", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # a file porter could not read or write: name it; nothing was left half-written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"porter: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("porter: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

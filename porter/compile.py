@@ -8,10 +8,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import PROJECT_ROOT, PorterError
+from . import COMPAT_DIR, PorterError
 from .dde import DdeTree
 
-COMPAT_DIR = PROJECT_ROOT / "dde-shims" / "compat"
 # The Hurd-side glue: it needs the Hurd's headers and libmachdev (checked by `--target hurd`)
 HURD_ONLY = {"main.c", "machdev_glue.c"}
 

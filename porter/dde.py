@@ -97,6 +97,44 @@ def layout_includes(tree: DdeTree) -> None:
         link.symlink_to(os.path.relpath(target, link.parent))
 
 
+DDE_FILES_NAME = "files.sha256"     # beside a cached tree's src/: what `porter fetch --dde` brought
+
+
+def _tree_files(src: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file of a DDE tree (not build/, which porter lays out)."""
+    import hashlib
+    out = {}
+    for p in sorted(src.rglob("*")):
+        rel = p.relative_to(src)
+        if len(rel.parts) > 1 and rel.parts[1] == "build" and rel.parts[0] in PKGDIR_NAMES:
+            continue
+        if p.is_file() and not p.is_symlink():
+            out[str(rel)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def write_dde_manifest(src: Path, path: Path) -> None:
+    path.write_text("".join(f"{digest}  {rel}\n" for rel, digest in _tree_files(src).items()))
+
+
+_verified: set[Path] = set()
+
+
+def verify_cached_dde(src: Path) -> None:
+    """A cached DDE tree is what `porter fetch --dde` brought, or porter refuses it."""
+    if src in _verified:
+        return
+    record = src.parent / DDE_FILES_NAME
+    if record.is_file():
+        expected = dict(reversed(line.split("  ", 1)) for line in record.read_text().splitlines() if line)
+        actual = _tree_files(src)
+        changed = sorted(set(expected) ^ set(actual) | {r for r in expected if actual.get(r, expected[r]) != expected[r]})
+        if changed:
+            raise PorterError(f"{src / changed[0]}: the cached DDE tree changed since it was fetched "
+                              f"({len(changed)} file(s)); run `porter fetch --dde` (with --from PATH) again")
+    _verified.add(src)
+
+
 def current_dde() -> DdeTree | None:
     """The DDE tree to use: PORTER_DDE_TREE, else the one last fetched into the cache."""
     env = os.environ.get("PORTER_DDE_TREE")
@@ -109,7 +147,10 @@ def current_dde() -> DdeTree | None:
     if not marker.is_file():
         return None
     src = dde_root() / marker.read_text().strip() / "src"
-    return open_dde_tree(src) if src.is_dir() else None
+    if not src.is_dir():
+        return None
+    verify_cached_dde(src)
+    return open_dde_tree(src)
 
 
 def cached_dde_trees() -> list[DdeTree]:
@@ -120,8 +161,46 @@ def cached_dde_trees() -> list[DdeTree]:
         trees.append(current)
     for src in sorted(dde_root().glob("*/src")):
         if is_dde_tree(src) is not None and (current is None or src.resolve() != current.root.resolve()):
+            verify_cached_dde(src)
             trees.append(open_dde_tree(src))
     return trees
+
+
+def select_dde(choice: str) -> DdeTree:
+    """A DDE tree named by a cache id, a generation ("2016", "2020") or a path."""
+    from .hurd.generation import GENERATIONS, of_dde_tree
+    trees = cached_dde_trees()
+    for t in trees:
+        if t.root.parent.name == choice:
+            return t
+    if choice in GENERATIONS:
+        for t in trees:
+            if of_dde_tree(t.root).name == choice:
+                return t
+        raise PorterError(f"no DDE tree of the {choice} generation in porter's cache; "
+                          "run `porter fetch --dde --from PATH` with one")
+    path = Path(choice)
+    if path.is_dir():
+        tree = open_dde_tree(path)
+        if not (tree.obj_base / "include" / "linux-headers").is_dir():
+            layout_includes(tree)
+        return tree
+    known = ", ".join(t.root.parent.name for t in trees) or "none"
+    raise PorterError(f"--dde {choice}: not a cached DDE tree (cached: {known}), a generation "
+                      f"({', '.join(GENERATIONS)}) or a directory")
+
+
+def dde_of_tree(tree: Path) -> DdeTree:
+    """The DDE tree an emitted tree was ported against (its porting.json), else the current one."""
+    try:
+        dde_id = json.loads((Path(tree) / "porting.json").read_text())["inputs"]["dde_id"]
+    except (OSError, ValueError, KeyError):
+        return require_dde()
+    for t in cached_dde_trees():
+        if t.root.parent.name == dde_id:
+            return t
+    raise PorterError(f"{tree} was ported against the DDE tree {dde_id}, which porter's cache no longer has: "
+                      "fetch it again (`porter fetch --dde --from PATH`) or re-run `porter port`")
 
 
 def require_dde() -> DdeTree:

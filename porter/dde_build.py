@@ -29,9 +29,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import COMPAT_DIR
 from .dde import PKGDIR_NAMES
 
-COMPAT_INCLUDE_DIR = Path(__file__).resolve().parent.parent / "dde-shims" / "compat"
+COMPAT_INCLUDE_DIR = COMPAT_DIR
 KIT_DIR = "libddekit"            # lib/src includes ../libddekit for <ddekit/*.h>
 
 
@@ -112,9 +113,12 @@ def build_dde(src_tree: Path, build_root: Path, *, log=print, jobs: int = 2) -> 
         fcntl.flock(lock, fcntl.LOCK_EX)  # clones sharing one cache must not build into one copy at once
         key = _build_key(src_tree)
         stamp = _read_stamp(build_root / STAMP_NAME)
-        if stamp.get("key") == key and all(p.is_file() for p in _artefacts(build_root).values()):
-            log(f"DDE build: reusing {build_root / 'src'} (built {stamp['built_at']})")
-            return _result(build_root, reused=True)
+        if stamp.get("key") == key:
+            changed = _changed_artefacts(build_root, stamp)
+            if not changed:
+                log(f"DDE build: reusing {build_root / 'src'} (built {stamp['built_at']})")
+                return _result(build_root, reused=True)
+            log(f"DDE build: {changed[0]} changed since it was built; building again")
         _build(src_tree, build_root, key, log=log, jobs=jobs)
         return _result(build_root, reused=False)
 
@@ -150,6 +154,7 @@ def _build(src_tree: Path, build_root: Path, key: str, *, log, jobs: int) -> Non
         "compiler": _compiler_version(),
         "make": {step: shlex.join(command) for step, _, command in make_steps(jobs)},
         "artefacts": {name: str(path) for name, path in artefacts.items()},
+        "sha256": {str(path): _sha256(path) for path in artefacts.values()},
     }
     tmp = stamp_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(stamp, indent=2) + "\n")
@@ -258,9 +263,20 @@ def cached_build(tree, log=lambda _msg: None) -> DdeBuild | None:
     stamp = _read_stamp(root / STAMP_NAME)
     if not stamp or stamp.get("key") != _build_key(Path(tree.root).resolve()):
         return None
-    if not all(p.is_file() for p in _artefacts(root).values()):
+    if _changed_artefacts(root, stamp):
         return None
     return _result(root, reused=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _changed_artefacts(build_root: Path, stamp: dict) -> list[Path]:
+    """The built libraries that are missing or differ from what the build wrote (a corrupt cache)."""
+    recorded = stamp.get("sha256", {})
+    return [p for p in _artefacts(build_root).values()
+            if not p.is_file() or (str(p) in recorded and _sha256(p) != recorded[str(p)])]
 
 
 def ensure_build(tree, log=print) -> DdeBuild:

@@ -2,6 +2,7 @@
 templates, porting report), write it atomically, and never overwrite a hand edit
 silently."""
 
+import errno
 import hashlib
 import json
 import os
@@ -13,16 +14,15 @@ from pathlib import Path
 
 import jinja2
 
-from . import PROJECT_ROOT, PorterError
+from . import COMPAT_DIR, DATA_ROOT, PorterError
 from .plan import SHIM_INCLUDE_DIR, SHIM_SRC_DIR, PortPlan
 from .rewrite import apply_edits
 
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
+TEMPLATES_DIR = DATA_ROOT / "templates"
 MANIFEST_NAME = ".porter-manifest.json"
 GLUE_TEMPLATES = {"Makefile": "Makefile.j2", "Makeconf.local": "Makeconf.local.j2",
                   "default.ld": "default.ld.j2", "main.c": "main.c.j2",
                   "machdev_glue.c": "machdev_glue.c.j2", "machdev_glue.h": "machdev_glue.h.j2"}
-COMPAT_DIR = PROJECT_ROOT / "dde-shims" / "compat"
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def _report_data(plan: PortPlan, target: str, sources: list[str], shims: list[di
         "hurd": _hurd_glue(inp.dde).as_context(),
         "version": inp.release.version,
         "inputs": {"linux_files": linux_files, "dde_origin": dde_origin, "dde_id": inp.dde.root.parent.name,
-                   "rule_files": [{"path": str(Path(p).relative_to(PROJECT_ROOT)) if p.startswith(str(PROJECT_ROOT)) else p,
+                   "rule_files": [{"path": str(Path(p).relative_to(DATA_ROOT)) if p.startswith(str(DATA_ROOT)) else p,
                                    "sha256": sha256(Path(p).read_bytes())} for p in rule_files]},
         "api_counts": dict(Counter(d.status for d in plan.decisions)),
         "apis": apis, "edits": edits, "initcall_renames": plan.initcall_renames,
@@ -164,21 +164,54 @@ def hand_edits(out: Path) -> list[str]:
     return changed
 
 
+def _check_out(out: Path) -> Path:
+    """--out as porter will write it: a directory (or nothing yet), never through a link."""
+    if out.is_symlink():
+        raise PorterError(f"--out {out} is a symbolic link; porter replaces a tree by renaming, which would "
+                          f"replace the link itself: give the directory it points to ({out.resolve()})")
+    out = out.absolute()
+    if out.exists() and not out.is_dir():
+        raise PorterError(f"--out {out} is a file, not a directory: choose another --out")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise PorterError(f"--out {out}: {parent} is a file, not a directory: choose another --out")
+            break
+    return out
+
+
+def _recover(out: Path) -> None:
+    """Clear what an emit that was killed left beside the tree: a half-written new tree is
+    dropped; a complete old one whose replacement never arrived is put back."""
+    for old in sorted(out.parent.glob(f".{out.name}.old-*")):
+        if not out.exists() and (old / "tree" / MANIFEST_NAME).is_file():
+            os.rename(old / "tree", out)
+        shutil.rmtree(old, ignore_errors=True)
+    for new in sorted(out.parent.glob(f".{out.name}.new-*")):
+        shutil.rmtree(new, ignore_errors=True)
+
+
 def emit_tree(plan: PortPlan, out: Path, force: bool = False) -> EmitResult:
     files, report = render_tree(plan)
     digests = {rel: sha256(data) for rel, data in sorted(files.items())}
     manifest = json.dumps({"generator": "porter", "files": digests}, indent=1, sort_keys=True) + "\n"
-    out = out.resolve()
+    out = _check_out(Path(out))
+    if out.parent.is_dir():
+        _recover(out)
     if out.exists() and any(out.iterdir()):
         changed = hand_edits(out) if not (force and not (out / MANIFEST_NAME).is_file()) else []
         if changed and not force:
-            raise PorterError(f"{out} has changes porter did not make:\n  " + "\n  ".join(changed)
-                              + "\nKeep them elsewhere, or re-run with --force to overwrite them")
+            raise PorterError(f"{out} has changes porter did not make ({', '.join(changed)}): keep them "
+                              "elsewhere, or re-run with --force to overwrite them")
         old = json.loads((out / MANIFEST_NAME).read_text()) if (out / MANIFEST_NAME).is_file() else None
         if old and old.get("files") == digests and not changed:
             return EmitResult(out, digests, len(report["edits"]), True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    except OSError as e:
+        raise PorterError(f"--out {out}: cannot create it in {out.parent} ({e.strerror}); "
+                          "choose a directory you can write") from None
     try:
         for rel, data in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +225,11 @@ def emit_tree(plan: PortPlan, out: Path, force: bool = False) -> EmitResult:
             shutil.rmtree(old_dir)
         else:
             os.rename(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        hint = "free some space" if e.errno == errno.ENOSPC else "choose a directory you can write"
+        raise PorterError(f"--out {out}: writing the tree failed ({e.strerror or e}{f': {e.filename}' if e.filename else ''}); "
+                          f"{hint} and run again (nothing was changed)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from . import PorterError
 from .cache import dde_root, linux_dir
-from .dde import DdeTree, describe_not_dde, is_dde_tree, layout_includes, open_dde_tree
+from .dde import (DDE_FILES_NAME, DdeTree, describe_not_dde, is_dde_tree, layout_includes, open_dde_tree,
+                  write_dde_manifest)
 from .manifest import Manifest, Release
 
 DDE_GIT_URL = "https://git.savannah.gnu.org/git/hurd/incubator.git"
@@ -46,10 +47,18 @@ def _verify(release: Release, read) -> dict[str, bytes]:
             bad.append(f"{path}: expected sha256 {expected}, got {actual}")
         got[path] = data
     if missing or bad:
-        lines = [f"missing file {p}" for p in missing] + [f"hash mismatch {b}" for b in bad]
-        raise PorterError(f"Linux {release.version}: the source does not hold this release:\n  "
-                          + "\n  ".join(lines))
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} of its {len(release.files)} files missing ({_some(missing)})")
+        if bad:
+            parts.append(f"{len(bad)} with another SHA-256 ({_some(bad)})")
+        raise PorterError(f"Linux {release.version}: the source does not hold this release: "
+                          f"{'; '.join(parts)}; give a tree, tarball or git directory of Linux {release.version}")
     return got
+
+
+def _some(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (f", and {len(items) - n} more" if len(items) > n else "")
 
 
 def _install_linux(release: Release, files: dict[str, bytes], origin: str) -> FetchedLinux:
@@ -106,7 +115,8 @@ def _read_from_tarball(release: Release, data: bytes, name: str) -> dict[str, by
     try:
         tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
     except tarfile.TarError as e:
-        raise PorterError(f"{name}: not a readable tarball ({e})") from None
+        raise PorterError(f"{name}: not a readable tarball (gzip, bzip2, xz or plain tar); give a Linux "
+                          f"release tarball, a tree or a git directory") from None
     members = {}
     for m in tar.getmembers():
         if m.isfile():
@@ -209,6 +219,7 @@ def fetch_dde(source: Path | None = None, rev: str | None = None) -> DdeTree:
                 f" (looked at {origin.get('ref')} = {origin.get('commit', '')[:12]})"
                 if origin["kind"] == "git" else ""))
         (tmp / "origin.json").write_text(json.dumps(origin, indent=1) + "\n")
+        write_dde_manifest(src, tmp / DDE_FILES_NAME)
         tree = open_dde_tree(src, origin)
         layout_includes(tree)
         final = dest_root / ident
@@ -217,6 +228,7 @@ def fetch_dde(source: Path | None = None, rev: str | None = None) -> DdeTree:
         final.mkdir()
         src.rename(final / "src")
         (tmp / "origin.json").rename(final / "origin.json")
+        (tmp / DDE_FILES_NAME).rename(final / DDE_FILES_NAME)
     (dest_root / "CURRENT").write_text(ident + "\n")
     return open_dde_tree(final / "src", origin)
 

@@ -4,9 +4,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import PROJECT_ROOT, PorterError
+from . import DATA_ROOT, PorterError
 
-MANIFEST_PATH = PROJECT_ROOT / "linux-2.6-drivers" / "manifest.toml"
+MANIFEST_PATH = DATA_ROOT / "linux-2.6-drivers" / "manifest.toml"
 
 
 @dataclass(frozen=True)

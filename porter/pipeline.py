@@ -23,6 +23,21 @@ class Inputs:
     dde_symbols: frozenset[str] | None   # what libdde_linux26 defines, when built
 
 
+def verify_cached(release: Release, paths: list[str], root: Path) -> None:
+    """Every cached file still has the SHA-256 the manifest gives (cheap next to parsing)."""
+    import hashlib
+    fix = f"run `porter fetch --version {release.version}` (with --from PATH offline) to restore it"
+    for path in paths:
+        f = root / path
+        if not f.is_file():
+            raise PorterError(f"{f}: missing from porter's cache; {fix}")
+        actual = hashlib.sha256(f.read_bytes()).hexdigest()
+        expected = release.files[path]
+        if actual != expected:
+            raise PorterError(f"{f}: changed since it was fetched (sha256 {actual}, the manifest says "
+                              f"{expected}); {fix}")
+
+
 def dde_symbols_if_built(dde: DdeTree) -> frozenset[str] | None:
     """Symbols of the DDE build in the cache, without building it."""
     try:
@@ -35,6 +50,7 @@ def dde_symbols_if_built(dde: DdeTree) -> frozenset[str] | None:
 
 def load_inputs(bundle_name: str, version: str, rule_paths: list[Path] | None = None,
                 linux_root: Path | None = None, dde: DdeTree | None = None) -> Inputs:
+    rules = load_rules(rule_paths)        # first: a broken rule file is the cheapest thing to report
     manifest = load_manifest()
     release = manifest.release(version)
     bundle = manifest.bundle(bundle_name)
@@ -43,9 +59,11 @@ def load_inputs(bundle_name: str, version: str, rule_paths: list[Path] | None = 
     if not root.is_dir():
         raise PorterError(f"Linux {version} is not in porter's cache ({root}); "
                           f"run `porter fetch --version {version}` (or with --from PATH)")
+    if linux_root is None:
+        verify_cached(release, [*sources, *headers], root)
     dde = dde or require_dde()
     return Inputs(bundle, release, root, tuple(sources), tuple(headers), dde,
-                  load_rules(rule_paths), dde_symbols_if_built(dde))
+                  rules, dde_symbols_if_built(dde))
 
 
 def scan_inputs(inputs: Inputs) -> BundleScan:

@@ -4,13 +4,13 @@ edits located by byte range in the upstream text."""
 
 from dataclasses import dataclass, field
 
-from . import PROJECT_ROOT, PorterError
+from . import SHIMS_DIR, PorterError
 from .pipeline import Inputs
 from .rules import Rule
 from .scan import ApiUse, BundleScan, Loc
 
-SHIM_SRC_DIR = PROJECT_ROOT / "dde-shims" / "src"
-SHIM_INCLUDE_DIR = PROJECT_ROOT / "dde-shims" / "include"
+SHIM_SRC_DIR = SHIMS_DIR / "src"
+SHIM_INCLUDE_DIR = SHIMS_DIR / "include"
 
 PROVIDED, REWRITTEN, SHIMMED, UNMAPPED = "provided", "rewritten", "shimmed", "unmapped"
 

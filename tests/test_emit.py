@@ -81,7 +81,7 @@ def test_failed_emit_leaves_nothing(dde_tree, tmp_path, monkeypatch):
     def broken(*a, **k):
         raise OSError("disk full")
     monkeypatch.setattr(emit.os, "rename", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(PorterError, match="writing the tree failed \\(disk full\\).*nothing was changed"):
         emit_tree(plan, out)
     assert list(tmp_path.iterdir()) == []          # no tree, no temporary left behind
 

@@ -23,7 +23,8 @@ from typing import Mapping, Optional, Sequence, Union
 from porter.harness.memory import GuestMemory
 from porter.harness.xremote import MemoryRegion, XRemoteClient
 
-QEMU_BINARY = "qemu-system-x86_64"
+# PORTER_QEMU names another QEMU build (one with a patch, or a wrapper that logs)
+QEMU_BINARY = os.environ.get("PORTER_QEMU", "qemu-system-x86_64")
 DEFAULT_MAC = "52:54:00:12:34:56"
 # The pure legacy device a 2.6 driver expects (PCI 1af4:10xx, I/O BAR0);
 # only INTx reaches the harness, so no MSI-X vectors.

@@ -28,7 +28,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import PROJECT_ROOT, PorterError
+from .. import COMPAT_DIR, PorterError
 from ..buildsteps import Step, StepContext, run_steps, steps_done
 from ..dde import DdeTree
 from . import generation as gen
@@ -37,7 +37,6 @@ from .toolchain import BINUTILS, TARGET, Toolchain
 
 LIBDIR = "usr/lib/i386-gnu"                 # Debian's multiarch library directory
 DDE_SHARE = "usr/share/libdde_linux26"      # where hurd-dev installs the DDE's Makeconf, mk/, build/
-COMPAT_DIR = PROJECT_ROOT / "dde-shims" / "compat"
 # The Hurd's libraries a DDE driver links (netdde's LIBS), in build order.
 HURD_LIBRARIES = ("shouldbeinlibc", "ihash", "iohelp", "ports", "fshelp", "trivfs", "hurd-slab",
                   "bpf", "irqhelp", "machdev")
