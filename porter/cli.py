@@ -141,6 +141,36 @@ def cmd_hurd_sysroot(args) -> int:
     return 0
 
 
+def _tree_system(tree: Path):
+    """The Hurd system (built on demand) for an emitted tree's generation and DDE."""
+    from .emit import MANIFEST_NAME
+    from .hurd.check import tree_generation
+    from .hurd.prepare import dde_for, prepare_system
+    if not (tree / MANIFEST_NAME).is_file():
+        raise PorterError(f"{tree.resolve()} is not a tree porter emitted (no {MANIFEST_NAME}); give a tree "
+                          "from `porter port`")
+    import json
+    generation = tree_generation(tree)
+    dde_id = json.loads((tree / "porting.json").read_text()).get("inputs", {}).get("dde_id")
+    return prepare_system(generation, dde_for(generation, dde_id), log=lambda m: print(m, file=sys.stderr))
+
+
+def cmd_hurd_build(args) -> int:
+    from .hurd.system import ensure_image
+    image = ensure_image(_tree_system(args.tree), args.tree, log=lambda m: print(m, file=sys.stderr))
+    print(f"kernel {image.system.kernel}\nimage  {image.disk}")
+    return 0
+
+
+def cmd_hurd_boot(args) -> int:
+    from .hurd.system import boot, ensure_image
+    image = ensure_image(_tree_system(args.tree), args.tree, log=lambda m: print(m, file=sys.stderr))
+    text, accel = boot(image, args.until, args.timeout)
+    print(text.replace("\x1b", ""))
+    print(f"[porter: booted with {accel}; {'saw' if args.until in text else 'did not see'} {args.until!r}]")
+    return 0 if args.until in text else 1
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(args.release, args.out, args.count)
@@ -258,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     hs.add_argument("--generation", choices=("2016", "2020"),
                     help="only this generation (default: that of every cached DDE tree)")
     hs.set_defaults(func=cmd_hurd_sysroot)
+
+    hb = hsub.add_parser("build", help="build GNU Mach, glibc, the Hurd's servers and an image with TREE as "
+                                       "netdde (all into porter's cache)")
+    hb.add_argument("tree", type=Path, metavar="TREE")
+    hb.set_defaults(func=cmd_hurd_build)
+    ho = hsub.add_parser("boot", help="boot TREE's image in QEMU and print its console")
+    ho.add_argument("tree", type=Path, metavar="TREE")
+    ho.add_argument("--until", default="porter-hurd: runsystem started", help="console text to wait for")
+    ho.add_argument("--timeout", type=float, default=180, help="seconds (default 180)")
+    ho.set_defaults(func=cmd_hurd_boot)
 
     d = command("demo", "port, check and build virtio-net, then ping a kernel through it on QEMU")
     d.add_argument("--version", dest="release", metavar="RELEASE", default="2.6.32", help=releases_help)

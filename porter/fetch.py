@@ -114,7 +114,7 @@ def _read_from_git(release: Release, gitdir: Path) -> tuple[dict[str, bytes], st
 def _read_from_tarball(release: Release, data: bytes, name: str) -> dict[str, bytes]:
     try:
         tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
-    except tarfile.TarError as e:
+    except tarfile.TarError:
         raise PorterError(f"{name}: not a readable tarball (gzip, bzip2, xz or plain tar); give a Linux "
                           f"release tarball, a tree or a git directory") from None
     members = {}

@@ -64,3 +64,26 @@ def ready_sysroot(generation: str, dde: DdeTree) -> Sysroot | None:
         return None
     toolchain = cached_toolchain(sources["gcc"])
     return cached_sysroot(sources, dde, toolchain) if toolchain else None
+
+
+def prepare_system(generation: str, dde: DdeTree, log=print):
+    """The sysroot's sources and toolchain, then glibc, the Hurd's servers and GNU Mach (porter/hurd/system.py)."""
+    from .system import ensure_system
+    missing = missing_build_tools()
+    if missing:
+        raise PorterError(f"building the Hurd needs {', '.join(missing)}: apt-get install {' '.join(missing)}")
+    sources = cached_set(generation)
+    if sources is None:
+        raise PorterError(f"porter's cache has no Hurd sources for the {generation} generation: run "
+                          "`porter fetch --hurd [--from PATH ...]`")
+    try:
+        return ensure_system(sources, dde, ensure_toolchain(sources["gcc"], log=log), log=log)
+    except StepError as e:
+        raise PorterError(str(e)) from None
+
+
+def ready_system(generation: str, dde: DdeTree):
+    from .system import cached_system
+    sources = cached_set(generation)
+    toolchain = cached_toolchain(sources["gcc"]) if sources else None
+    return cached_system(sources, dde, toolchain) if toolchain else None
