@@ -4,7 +4,6 @@ the same device (the ceiling). A benchmark: it prints figures, asserts nothing
 about speed. Run: make bench (or python benchmarks/net_throughput.py [--frames N])."""
 
 import argparse
-import os
 import shutil
 import socket
 import sys
@@ -21,8 +20,8 @@ from porter.harness.machine import Machine
 from porter.harness.memory import GuestMemory
 from porter.harness.qemu import DgramNetdev, QemuDevice
 from porter.harness.rig import NetRig
-from porter.harness.sim import SimNetDevice
-from porter.harness.virtio_legacy import RingDriver
+from porter.harness.ring_driver import NetRingDriver
+from porter.harness.sim_net import SimNetDevice
 from porter.pipeline import load_inputs, scan_inputs
 from porter.plan import plan_port
 
@@ -77,7 +76,7 @@ def ring_ceiling(backend, n):
                 dev.sync_memory(mem)
                 machine = Machine(mem)
                 slot = machine.attach(dev)
-                drv = RingDriver(dev, mem, io_base=slot.io_base, irq_fd=slot.irq_fd,
+                drv = NetRingDriver(dev, mem, io_base=slot.io_base, irq_fd=slot.irq_fd,
                                  resample_fd=slot.resample_fd).start()
                 mac = drv.mac
                 tx = frames(PEER, mac, n)

@@ -1,18 +1,20 @@
 """DMA safety: every address a driver gives a legacy virtio device (rings,
 descriptors, indirect tables, buffers) must lie inside the arena and in pages
 the DDE allocated. The guard sits between the machine and the device backend,
-walks each queue's new descriptor chains when the driver notifies (and when its
-interrupt handler reads the ISR), and refuses to pass on a notify that would
-make the device touch memory it must not."""
+reads each queue's new descriptor chains (with the same reader as the device
+models) when the driver notifies and when its interrupt handler reads the ISR,
+and refuses to pass on a notify that would make the device touch memory it
+must not."""
 
 import threading
 from dataclasses import dataclass, field
+from typing import Optional
 
 from .memory import GuestMemory
-from .virtio_legacy import (PCI_BASE_ADDRESS_0, VIRTIO_PCI_QUEUE_ADDR_SHIFT, VIRTIO_PCI_QUEUE_NOTIFY,
-                            VIRTIO_PCI_ISR, VIRTIO_PCI_QUEUE_NUM, VIRTIO_PCI_QUEUE_PFN, VIRTIO_PCI_QUEUE_SEL,
-                            VIRTIO_PCI_STATUS, VRING_DESC, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT,
-                            VringLayout)
+from .pci import PCI_BASE_ADDRESS_0
+from .virtio_pci import (VIRTIO_PCI_ISR, VIRTIO_PCI_QUEUE_NOTIFY, VIRTIO_PCI_QUEUE_NUM, VIRTIO_PCI_QUEUE_PFN,
+                         VIRTIO_PCI_QUEUE_SEL, VIRTIO_PCI_STATUS)
+from .vring import U16, ChainError, VringLayout, read_chain
 
 PAGE = 4096
 MAP_PAGES = PAGE * 8          # pages the arena's allocation map (page 0) covers
@@ -39,7 +41,7 @@ class _Queue:
 
 @dataclass
 class DmaGuard:
-    """A PciFunction in front of a legacy virtio device (QEMU's, or the sim)."""
+    """A PciFunction in front of a legacy virtio device (QEMU's, or a sim model)."""
     device: object
     memory: GuestMemory
     violations: list[DmaViolation] = field(default_factory=list)
@@ -95,9 +97,11 @@ class DmaGuard:
             self._queues.pop(self._selected, None)
             return
         num = self.device.io_read(self.io_base + VIRTIO_PCI_QUEUE_NUM, 2)
-        layout = VringLayout.at(pfn << VIRTIO_PCI_QUEUE_ADDR_SHIFT, num)
+        layout = VringLayout.from_pfn(pfn, num)
         self._queues[self._selected] = _Queue(layout)
-        self._check(self._selected, "ring", layout.desc, layout.size)
+        problem = self.problem(layout.desc, layout.size)
+        if problem:
+            self.violations.append(DmaViolation(self._selected, "ring", layout.desc, layout.size, problem))
 
     # -- the walk
     def _check_queue(self, q: int) -> bool:
@@ -106,57 +110,35 @@ class DmaGuard:
             self.violations.append(DmaViolation(q, "-", 0, 0, "notified, but the queue has no ring address"))
             return False
         before = len(self.violations)
-        lay, mem = state.layout, self.memory
-        avail_idx = mem.unpack("<H", lay.avail_idx)[0]
+        lay, ram = state.layout, self.memory.buffer
+        if lay.desc + lay.size > self.memory.size:
+            return False                         # reported when the ring was placed
+        avail_idx = U16.unpack_from(ram, lay.avail_idx)[0]
         # While a device suppresses notifications (VRING_USED_F_NO_NOTIFY) it goes
         # on taking chains the driver adds without a kick, so a chain can be used,
         # and its buffers freed and reused, before the next notify shows it here.
         # A device takes chains in ring order and returns at most as many as it
         # took, so the positions before its used index are such chains.
-        used_idx = mem.unpack("<H", lay.used_idx)[0]
+        used_idx = U16.unpack_from(ram, lay.used_idx)[0]
         while state.checked != avail_idx:
             if 0 < (used_idx - state.checked) & 0xFFFF <= lay.num:
                 self.chains_used_unseen += 1
             else:
-                head = mem.unpack("<H", lay.avail_ring(state.checked))[0]
+                head = U16.unpack_from(ram, lay.avail_ring(state.checked))[0]
                 self._check_chain(q, lay, head)
                 self.chains_checked += 1
             state.checked = (state.checked + 1) & 0xFFFF
         return len(self.violations) == before
 
     def _check_chain(self, q: int, lay: VringLayout, head: int) -> None:
-        idx, seen = head, 0
-        while True:
-            if idx >= lay.num:
-                self.violations.append(DmaViolation(q, str(idx), 0, 0, f"descriptor id beyond the ring of {lay.num}"))
-                return
-            addr, length, flags, nxt = self.memory.unpack(VRING_DESC.format, lay.desc + VRING_DESC.size * idx)
-            if flags & VRING_DESC_F_INDIRECT:
-                if self._check(q, f"{idx} (indirect table)", addr, length):
-                    self._check_indirect(q, idx, addr, length)
-            else:
-                self._check(q, str(idx), addr, length)
-            seen += 1
-            if not flags & VRING_DESC_F_NEXT:
-                return
-            if seen >= lay.num:
-                self.violations.append(DmaViolation(q, str(head), 0, 0, "descriptor chain loops"))
-                return
-            idx = nxt
+        def check(addr: int, length: int, kind: str) -> Optional[str]:
+            problem = self.problem(addr, length)
+            return problem if problem is None or kind == "buffer" else f"({kind}) {problem}"
 
-    def _check_indirect(self, q: int, parent: int, table: int, length: int) -> None:
-        count = length // VRING_DESC.size
-        for i in range(count):
-            addr, ln, flags, _ = self.memory.unpack(VRING_DESC.format, table + VRING_DESC.size * i)
-            self._check(q, f"{parent} -> indirect {i}", addr, ln)
-            if not flags & VRING_DESC_F_NEXT:
-                break
-
-    def _check(self, q: int, desc: str, addr: int, length: int) -> bool:
-        problem = self.problem(addr, length)
-        if problem:
-            self.violations.append(DmaViolation(q, desc, addr, length, problem))
-        return problem is None
+        try:
+            read_chain(self.memory.buffer, lay.desc, lay.num, head, check)
+        except ChainError as e:
+            self.violations.append(DmaViolation(q, e.label, e.addr, e.length, e.problem))
 
     def problem(self, addr: int, length: int) -> str | None:
         """Why the device must not access [addr, addr+length), or None."""
@@ -167,9 +149,8 @@ class DmaGuard:
         if addr + length > self.memory.size:
             return (f"lies outside the arena ({self.memory.size} bytes)"
                     + (": virt_to_phys() failed (-1), e.g. a stack address" if addr >= 0xFFFFF000 else ""))
-        first, last = addr // PAGE, (addr + length - 1) // PAGE
-        bitmap = self.memory.read(0, PAGE)
-        for p in range(first, last + 1):
-            if p < MAP_PAGES and not bitmap[p // 8] >> (p % 8) & 1:
+        bitmap = self.memory.buffer
+        for p in range(addr // PAGE, min((addr + length - 1) // PAGE + 1, MAP_PAGES)):
+            if not bitmap[p // 8] >> (p % 8) & 1:
                 return f"touches page {p}, which the DDE has not allocated"
         return None

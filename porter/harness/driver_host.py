@@ -253,17 +253,22 @@ class DriverHost:
         self.shutdown()
 
     # -- the channels' threads
-    def _read_ctl(self) -> None:
+    def _messages(self, sock: socket.socket, channel: str):
+        """The messages arriving on ``sock`` until it closes; malformed ones are noted and skipped."""
         while True:
             try:
-                msg = P.recv(self.ctl)
+                msg = P.recv(sock)
             except P.ProtocolError as e:
-                self.protocol_errors.append(f"control channel: {e}")
+                self.protocol_errors.append(f"{channel} channel: {e}")
                 continue
             except OSError:
                 return
             if msg is None:
                 return
+            yield msg
+
+    def _read_ctl(self) -> None:
+        for msg in self._messages(self.ctl, "control"):
             if msg.type == P.Msg.REPLY:
                 box = self._pending.get(msg.seq)
                 if box is not None:
@@ -293,16 +298,7 @@ class DriverHost:
 
     def _serve_io(self) -> None:
         m = self.machine
-        while True:
-            try:
-                msg = P.recv(self.io)
-            except P.ProtocolError as e:
-                self.protocol_errors.append(f"io channel: {e}")
-                continue
-            except OSError:
-                return
-            if msg is None:
-                return
+        for msg in self._messages(self.io, "io"):
             try:
                 status, value = self._io_answer(m, msg)
             except (struct.error, ValueError) as e:

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .memory import GuestMemory
-from .virtio_legacy import PCI_INTERRUPT_LINE, PciFunction, assign_io_bar
+from .pci import CONFIG_SPACE_SIZE, PCI_INTERRUPT_LINE, PciFunction, assign_io_bar
 
 IO_BASE = 0xC000        # first I/O window, as a PC BIOS would place it
 IO_STRIDE = 0x100
@@ -79,7 +79,7 @@ class Machine:
 
     def cfg_read(self, bus, slot, func, pos, size) -> int | None:
         s = self.find(bus, slot, func)
-        if s is None or size not in (1, 2, 4) or pos < 0 or pos + size > 256:
+        if s is None or size not in (1, 2, 4) or pos < 0 or pos + size > CONFIG_SPACE_SIZE:
             return None
         value = s.device.cfg_read(pos, size)
         self._record("cfg", False, pos, size, value, s.slot)
@@ -87,7 +87,7 @@ class Machine:
 
     def cfg_write(self, bus, slot, func, pos, size, value) -> bool:
         s = self.find(bus, slot, func)
-        if s is None or size not in (1, 2, 4) or pos < 0 or pos + size > 256:
+        if s is None or size not in (1, 2, 4) or pos < 0 or pos + size > CONFIG_SPACE_SIZE:
             return False
         self._record("cfg", True, pos, size, value, s.slot)
         s.device.cfg_write(pos, value, size)

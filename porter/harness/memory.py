@@ -63,6 +63,13 @@ class GuestMemory:
         self._check(addr, length)
         return memoryview(self._map)[addr:addr + length]
 
+    @property
+    def buffer(self) -> mmap.mmap:
+        """The mapping itself, for struct.unpack_from and slicing at guest-physical offsets (no bounds checks)."""
+        if self._fd < 0:
+            raise ValueError("guest memory is closed")
+        return self._map
+
     def pack(self, fmt: str | struct.Struct, addr: int, *values: int) -> None:
         s = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
         self._check(addr, s.size)

@@ -21,17 +21,15 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence, Union
 
 from porter.harness.memory import GuestMemory
+from porter.harness.pci import CONFIG_SPACE_SIZE, check_config_access
+from porter.harness.virtio_net import DEFAULT_MAC
 from porter.harness.xremote import MemoryRegion, XRemoteClient
 
 # PORTER_QEMU names another QEMU build (one with a patch, or a wrapper that logs)
 QEMU_BINARY = os.environ.get("PORTER_QEMU", "qemu-system-x86_64")
-DEFAULT_MAC = "52:54:00:12:34:56"
 # The pure legacy device a 2.6 driver expects (PCI 1af4:10xx, I/O BAR0);
 # only INTx reaches the harness, so no MSI-X vectors.
 LEGACY_OPTIONS: Mapping[str, str] = {"disable-modern": "on", "vectors": "0"}
-# x-remote's root bus is conventional PCI; QEMU stops the device (and exits)
-# on a config access whose 4-byte window would end beyond 256.
-CONFIG_SPACE_SIZE = 256
 _OUTPUT_TAIL = 4000          # characters of QEMU output an exception carries
 _TERM_GRACE = 3.0            # seconds between SIGTERM and SIGKILL
 
@@ -327,12 +325,11 @@ class QemuDevice:
 
 
 def _cfg_window(offset: int, size: int) -> int:
-    """Where to access config space so QEMU's 4-byte window stays inside it."""
-    if size not in (1, 2, 4):
-        raise ValueError(f"PCI config access size must be 1, 2 or 4, not {size}")
-    if offset < 0 or offset + size > CONFIG_SPACE_SIZE:
-        raise ValueError(f"PCI config access of {size} bytes at {offset:#x} is outside the "
-                         f"{CONFIG_SPACE_SIZE}-byte config space")
+    """Where to access config space so QEMU's 4-byte window stays inside it.
+
+    x-remote's root bus is conventional PCI; QEMU stops the device (and
+    exits) on a config access whose 4-byte window would end beyond it."""
+    check_config_access(offset, size)
     return min(offset, CONFIG_SPACE_SIZE - 4)
 
 

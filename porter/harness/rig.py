@@ -14,11 +14,10 @@ from .machine import Machine
 from .memory import GuestMemory
 from .netns import TapNamespace
 from .qemu import DgramNetdev, QemuDevice, TapNetdev
-from .sim import SimNetDevice
+from .sim_net import SimNetDevice
+from .virtio_net import DEFAULT_MAC
 
 BACKENDS = ("qemu", "sim")
-
-DEFAULT_MAC = "52:54:00:12:34:56"
 
 
 class NetRig:

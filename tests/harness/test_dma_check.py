@@ -4,9 +4,11 @@ import pytest
 
 from porter.harness.dma_check import DmaGuard
 from porter.harness.memory import GuestMemory
-from porter.harness.virtio_legacy import (PCI_BASE_ADDRESS_0, VIRTIO_PCI_ISR, VIRTIO_PCI_QUEUE_NOTIFY,
-                                          VIRTIO_PCI_QUEUE_NUM, VIRTIO_PCI_QUEUE_PFN, VIRTIO_PCI_QUEUE_SEL,
-                                          VRING_DESC, VringLayout)
+from porter.harness.pci import PCI_BASE_ADDRESS_0
+from porter.harness.virtio_pci import (
+    VIRTIO_PCI_ISR, VIRTIO_PCI_QUEUE_NOTIFY, VIRTIO_PCI_QUEUE_NUM, VIRTIO_PCI_QUEUE_PFN,
+    VIRTIO_PCI_QUEUE_SEL)
+from porter.harness.vring import VRING_DESC, VringLayout
 
 IO = 0xC000
 NUM = 8

@@ -9,11 +9,11 @@ import time
 import pytest
 
 from porter.harness import protocol as P
-from porter.harness.driver_host import DriverHost, DriverHostDied, DriverHostError
+from porter.harness.driver_host import DriverHostDied, DriverHostError
 from porter.harness.rig import NetRig
-from porter.harness.virtio_legacy import (VIRTIO_PCI_GUEST_FEATURES, VIRTIO_PCI_HOST_FEATURES,
-                                          VIRTIO_PCI_QUEUE_NUM, VIRTIO_PCI_QUEUE_PFN,
-                                          VIRTIO_PCI_QUEUE_SEL, VIRTIO_PCI_STATUS)
+from porter.harness.virtio_pci import (
+    VIRTIO_PCI_GUEST_FEATURES, VIRTIO_PCI_HOST_FEATURES, VIRTIO_PCI_QUEUE_PFN,
+    VIRTIO_PCI_QUEUE_SEL, VIRTIO_PCI_STATUS)
 
 pytestmark = [pytest.mark.upstream, pytest.mark.qemu]
 

@@ -27,11 +27,13 @@ import pytest
 
 from porter.harness.memory import GuestMemory
 from porter.harness.qemu import (DEFAULT_MAC, DgramNetdev, QemuDevice, QemuStartError, TapNetdev)
-from porter.harness.virtio_legacy import (
-    PCI_DEVICE_ID, PCI_SUBSYSTEM_ID, PCI_VENDOR_ID, VIRTIO_ID_BLOCK, VIRTIO_ID_NET, VIRTIO_ID_RNG,
-    VIRTIO_NET_F_MAC, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_STATUS, VIRTIO_PCI_CONFIG,
-    VIRTIO_PCI_DEVICE_BLK, VIRTIO_PCI_DEVICE_NET, VIRTIO_PCI_DEVICE_RNG, VIRTIO_PCI_HOST_FEATURES,
-    VIRTIO_PCI_ISR_QUEUE, RingDriver, VringLayout, assign_io_bar, bit, size_io_bar)
+from porter.harness.pci import PCI_DEVICE_ID, PCI_SUBSYSTEM_ID, PCI_VENDOR_ID, assign_io_bar, size_io_bar
+from porter.harness.ring_driver import NetRingDriver
+from porter.harness.virtio_net import VIRTIO_NET_F_MAC, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_STATUS
+from porter.harness.virtio_pci import (
+    VIRTIO_ID_BLOCK, VIRTIO_ID_NET, VIRTIO_ID_RNG, VIRTIO_PCI_CONFIG, VIRTIO_PCI_DEVICE_BLK,
+    VIRTIO_PCI_DEVICE_NET, VIRTIO_PCI_DEVICE_RNG, VIRTIO_PCI_HOST_FEATURES, VIRTIO_PCI_ISR_QUEUE, bit)
+from porter.harness.vring import VringLayout
 from porter.harness.xremote import (HEADER, Cmd, XRemoteClient, XRemoteClosed, XRemoteProtocolError,
                                     XRemoteTimeout)
 
@@ -137,7 +139,7 @@ def driver(request, qemu_installed, peer, memory, irq):
     with QemuDevice(netdev=DgramNetdev(peer.getsockname()), options=options) as dev:
         dev.sync_memory(memory)
         dev.set_irqfd(*irq)
-        drv = RingDriver(dev, memory, io_base=IO_BASE, features=features,
+        drv = NetRingDriver(dev, memory, io_base=IO_BASE, features=features,
                          irq_fd=irq[0], resample_fd=irq[1]).start()
         assert drv.has(VIRTIO_NET_F_MRG_RXBUF) == (request.param == "mergeable")
         yield drv
@@ -346,7 +348,7 @@ def test_kernel_answers_arp_through_tap(netns, memory, irq):
     with QemuDevice(netdev=TapNetdev("tap0"), netns=netns) as dev:
         dev.sync_memory(memory)
         dev.set_irqfd(*irq)
-        drv = RingDriver(dev, memory, io_base=IO_BASE, irq_fd=irq[0], resample_fd=irq[1]).start()
+        drv = NetRingDriver(dev, memory, io_base=IO_BASE, irq_fd=irq[0], resample_fd=irq[1]).start()
         ours, asked = bytes([192, 0, 2, 2]), bytes([192, 0, 2, 1])
         request = (b"\xff" * 6 + drv.mac + b"\x08\x06" + bytes.fromhex("0001080006040001")
                    + drv.mac + ours + bytes(6) + asked).ljust(60, b"\0")

@@ -1,5 +1,5 @@
-"""The sim backend: a Python legacy virtio-net-pci, driven by the harness's RingDriver and by
-hand-built rings (for chains RingDriver never makes: long, indirect, hostile). No QEMU needed."""
+"""The sim backend: a Python legacy virtio-net-pci, driven by the harness's NetRingDriver and by
+hand-built rings (for chains NetRingDriver never makes: long, indirect, hostile). No QEMU needed."""
 
 from __future__ import annotations
 
@@ -16,22 +16,27 @@ import pytest
 
 from porter.harness.machine import Machine
 from porter.harness.memory import GuestMemory
-from porter.harness.sim import (
-    DEFAULT_FEATURES, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, VIRTIO_NET_CTRL_RX,
-    VIRTIO_NET_CTRL_RX_ALLMULTI, VIRTIO_NET_CTRL_RX_PROMISC, VIRTIO_NET_CTRL_VLAN, VIRTIO_NET_ERR,
-    VIRTIO_NET_OK, CtrlCommand, SimNetDevice)
-from porter.harness.virtio_legacy import (
+from porter.harness.pci import (
     PCI_BASE_ADDRESS_0, PCI_CLASS_DEVICE, PCI_DEVICE_ID, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN,
-    PCI_SUBSYSTEM_ID, PCI_VENDOR_ID, VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER,
-    VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED, VIRTIO_ID_NET, VIRTIO_NET_F_CSUM,
+    PCI_SUBSYSTEM_ID, PCI_VENDOR_ID, assign_io_bar, size_io_bar)
+from porter.harness.ring_driver import DeviceError, NetRingDriver
+from porter.harness.sim_net import DEFAULT_FEATURES, CtrlCommand, SimNetDevice
+from porter.harness.virtio_net import (
+    VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI,
+    VIRTIO_NET_CTRL_RX_PROMISC, VIRTIO_NET_CTRL_VLAN, VIRTIO_NET_ERR, VIRTIO_NET_F_CSUM,
     VIRTIO_NET_F_CTRL_RX, VIRTIO_NET_F_CTRL_VQ, VIRTIO_NET_F_MAC, VIRTIO_NET_F_MRG_RXBUF,
     VIRTIO_NET_F_STATUS, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_LEN, VIRTIO_NET_HDR_MRG_RXBUF_LEN,
-    VIRTIO_PCI_CONFIG, VIRTIO_PCI_DEVICE_NET, VIRTIO_PCI_GUEST_FEATURES, VIRTIO_PCI_HOST_FEATURES,
-    VIRTIO_PCI_ISR, VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE, VIRTIO_PCI_QUEUE_ADDR_SHIFT,
-    VIRTIO_PCI_QUEUE_NOTIFY, VIRTIO_PCI_QUEUE_NUM, VIRTIO_PCI_QUEUE_PFN, VIRTIO_PCI_QUEUE_SEL,
-    VIRTIO_PCI_STATUS, VIRTIO_PCI_VENDOR, VIRTIO_RING_F_INDIRECT_DESC, VRING_DESC, VRING_DESC_F_INDIRECT,
-    VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_USED_ELEM, DeviceError, RingDriver, VringLayout,
-    assign_io_bar, bit, size_io_bar)
+    VIRTIO_NET_OK)
+from porter.harness.virtio_pci import (
+    VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK,
+    VIRTIO_CONFIG_S_FAILED, VIRTIO_ID_NET, VIRTIO_PCI_CONFIG, VIRTIO_PCI_DEVICE_NET,
+    VIRTIO_PCI_GUEST_FEATURES, VIRTIO_PCI_HOST_FEATURES, VIRTIO_PCI_ISR, VIRTIO_PCI_ISR_CONFIG,
+    VIRTIO_PCI_ISR_QUEUE, VIRTIO_PCI_QUEUE_ADDR_SHIFT, VIRTIO_PCI_QUEUE_NOTIFY, VIRTIO_PCI_QUEUE_NUM,
+    VIRTIO_PCI_QUEUE_PFN, VIRTIO_PCI_QUEUE_SEL, VIRTIO_PCI_STATUS, VIRTIO_PCI_VENDOR,
+    VIRTIO_RING_F_INDIRECT_DESC, bit)
+from porter.harness.vring import (
+    VRING_DESC, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_USED_ELEM,
+    VringLayout)
 
 MEMORY_SIZE = 16 << 20
 IO_BASE = 0xC000
@@ -89,15 +94,15 @@ def make_sim(peer, memory):
 
 @pytest.fixture
 def rig(make_sim, memory):
-    """Build (sim, RingDriver) on a Machine: BAR, interrupt line and irqfds as the driver host gets them."""
+    """Build (sim, NetRingDriver) on a Machine: BAR, interrupt line and irqfds as the driver host gets them."""
     machines = []
 
-    def build(features: int = PLAIN, start: bool = True, **sim_kwargs) -> tuple[SimNetDevice, RingDriver]:
+    def build(features: int = PLAIN, start: bool = True, **sim_kwargs) -> tuple[SimNetDevice, NetRingDriver]:
         sim = make_sim(**sim_kwargs)
         machine = Machine(memory)
         machines.append(machine)
         slot = machine.attach(sim)
-        driver = RingDriver(sim, memory, io_base=slot.io_base, features=features,
+        driver = NetRingDriver(sim, memory, io_base=slot.io_base, features=features,
                             irq_fd=slot.irq_fd, resample_fd=slot.resample_fd)
         return sim, driver.start() if start else driver
 
@@ -264,7 +269,7 @@ def test_machine_routes_ports_and_config_to_the_sim(make_sim, memory):
         machine.close()
 
 
-# -- frames through RingDriver --------------------------------------------------------------
+# -- frames through NetRingDriver --------------------------------------------------------------
 
 @pytest.mark.parametrize("features", [MERGEABLE, PLAIN], ids=["mergeable", "plain"])
 def test_tx_frames_reach_the_peer_byte_identical(rig, peer, features):
@@ -343,7 +348,7 @@ def test_2000_frames_each_way_without_loss(rig, peer):
     assert sim.errors == []
 
 
-# -- chains RingDriver never builds ----------------------------------------------------------
+# -- chains NetRingDriver never builds ----------------------------------------------------------
 
 @pytest.mark.parametrize("features", [MERGEABLE, PLAIN], ids=["mergeable", "plain"])
 def test_tx_chains_any_layout_and_indirect(make_sim, memory, peer, features):

@@ -8,8 +8,9 @@ import pytest
 
 from porter.harness.driver_host import DriverHostError
 from porter.harness.rig import NetRig
-from porter.harness.sim import DEFAULT_FEATURES
-from porter.harness.virtio_legacy import VIRTIO_NET_F_MRG_RXBUF, bit
+from porter.harness.sim_net import DEFAULT_FEATURES
+from porter.harness.virtio_net import VIRTIO_NET_F_MRG_RXBUF
+from porter.harness.virtio_pci import bit
 
 pytestmark = pytest.mark.upstream
 
