@@ -14,7 +14,7 @@ from pathlib import Path
 from . import SHIMS_DIR, PorterError
 from .compile import compile_tree, compiler_flags
 from .dde import DdeTree
-from .emit import MANIFEST_NAME
+from .tree import emitted_tree, tree_report
 
 DDEKIT_LINUX = SHIMS_DIR / "ddekit-linux"
 PORTIO_TRAP = SHIMS_DIR / "portio-trap"
@@ -74,10 +74,27 @@ def link_dde_program(objs: list[Path], dde_build, output: Path) -> None:
     os.replace(tmp_out, output)
 
 
+@dataclass(frozen=True)
+class BundleService:
+    """The driver host's part for one bundle: its messages (libc side) and its driver calls (Linux side)."""
+    bundle: str
+    libc_side: Path
+    linux_side: Path
+
+
+def bundle_service(tree: Path) -> BundleService:
+    """The service for the bundle a tree was ported from (its porting.json says which)."""
+    bundle = tree_report(tree).get("bundle", "")
+    name = bundle.removeprefix("virtio-")
+    service = BundleService(bundle, DRIVER_HOST / f"host_{name}.c", DRIVER_HOST / f"host_{name}_linux.c")
+    if not (name and service.libc_side.is_file() and service.linux_side.is_file()):
+        raise PorterError(f"{tree}: bundle {bundle!r}: the driver host has no service for it "
+                          f"(expected {service.libc_side.name} and {service.linux_side.name} in {DRIVER_HOST})")
+    return service
+
+
 def build_host(tree: Path, dde: DdeTree, dde_build, output: Path | None = None, log=print) -> HostBuild:
-    tree = tree.resolve()
-    if not (tree / MANIFEST_NAME).is_file():
-        raise PorterError(f"{tree} is not a tree porter emitted (no {MANIFEST_NAME})")
+    tree = emitted_tree(tree)
     output = (output or default_output(tree)).resolve()
     stamp = output.with_name(output.name + ".json")
     digest = _inputs_digest(tree, dde_build.libdde_linux26_o)
@@ -94,11 +111,13 @@ def build_host(tree: Path, dde: DdeTree, dde_build, output: Path | None = None, 
                 raise PorterError(f"porter build: {c.source} does not compile:\n{c.output.strip()}")
             objs.append(c.obj)
         # the host's Linux side, also with the DDE's flags
-        obj = objdir / "host_linux.o"
-        _run(["gcc", "-c", str(DRIVER_HOST / "host_linux.c"), "-o", str(obj),
-              *compiler_flags(dde, tree, "host_linux", "gcc")], "compiling host_linux.c", cwd=tree)
-        objs.append(obj)
-        host_main = compile_host_side(dde, [DRIVER_HOST / "host_main.c"], objdir)
+        service = bundle_service(tree)
+        for src in (DRIVER_HOST / "host_dde.c", service.linux_side):
+            obj = objdir / f"{src.stem}.o"
+            _run(["gcc", "-c", str(src), "-o", str(obj), *compiler_flags(dde, tree, src.stem, "gcc")],
+                 f"compiling {src.name}", cwd=tree)
+            objs.append(obj)
+        host_main = compile_host_side(dde, [DRIVER_HOST / "host_main.c", service.libc_side], objdir)
         link_dde_program(objs + host_main, dde_build, output)
         stamp.write_text(json.dumps({"inputs": digest, "tree": str(tree)}, indent=1) + "\n")
         log(f"porter build: {output}")

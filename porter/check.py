@@ -21,7 +21,7 @@ from pathlib import Path
 from . import SHIMS_DIR, PorterError
 from .compile import CompileResult, compile_tree
 from .dde import DdeTree
-from .emit import MANIFEST_NAME
+from .tree import emitted_tree, tree_dde_id
 
 STUB_MARK = "ddekit_linux_trace_and_stop"
 
@@ -95,9 +95,7 @@ def ddekit_symbols(dde: DdeTree) -> frozenset[str]:
 
 def run_check(tree: Path, dde: DdeTree, dde_symbols: frozenset[str], compilers=("gcc",),
               implicit_is_error: bool = True) -> CheckResult:
-    tree = tree.resolve()
-    if not (tree / MANIFEST_NAME).is_file():
-        raise PorterError(f"{tree} is not a tree porter emitted (no {MANIFEST_NAME})")
+    tree = emitted_tree(tree)
     objdir = Path(tempfile.mkdtemp(prefix="porter-check-"))
     try:
         compiles = []
@@ -191,10 +189,7 @@ def result_data(res: CheckResult) -> dict:
 
 def check_tree(tree: Path, junit: Path | None = None, compilers=None, target: str = "linux",
                as_json: bool = False) -> int:
-    tree = Path(tree).resolve()
-    if not (tree / MANIFEST_NAME).is_file():
-        raise PorterError(f"{tree} is not a tree porter emitted (no {MANIFEST_NAME}); give a tree from "
-                          "`porter port`")
+    tree = emitted_tree(tree)
     if target == "hurd":
         res = _check_hurd(tree, compilers)
     else:
@@ -216,10 +211,9 @@ def _check_hurd(tree: Path, compilers) -> CheckResult:
     from .hurd.check import run_hurd_check, tree_generation
     from .hurd.prepare import dde_for, prepare_sysroot
     tree = tree.resolve()
-    if not (tree / MANIFEST_NAME).is_file():
-        raise PorterError(f"{tree} is not a tree porter emitted (no {MANIFEST_NAME})")
+    tree = emitted_tree(tree)
     generation = tree_generation(tree)
-    dde_id = json.loads((tree / "porting.json").read_text()).get("inputs", {}).get("dde_id")
+    dde_id = tree_dde_id(tree)
     sysroot = prepare_sysroot(generation, dde_for(generation, dde_id),
                               log=lambda m: print(m, file=sys.stderr))
     results = [run_hurd_check(tree, sysroot, cc) for cc in (compilers or ("gcc",))]

@@ -86,10 +86,8 @@ def cmd_build(args) -> int:
     from .build import build_host
     from .dde import dde_of_tree
     from .dde_build import DdeBuildError, ensure_build
-    from .emit import MANIFEST_NAME
-    if not (args.tree / MANIFEST_NAME).is_file():
-        raise PorterError(f"{args.tree.resolve()} is not a tree porter emitted (no {MANIFEST_NAME}); give a "
-                          "tree from `porter port`")
+    from .tree import emitted_tree
+    emitted_tree(args.tree)
     dde = dde_of_tree(args.tree)
     try:
         dde_build = ensure_build(dde, log=lambda m: print(m, file=sys.stderr))
@@ -105,14 +103,11 @@ def cmd_test(args) -> int:
     import subprocess
     from . import DATA_ROOT
     suites = {"qemu": ["test_driver_host.py", "test_virtio_net.py"], "sim": ["test_virtio_net_sim.py"]}
-    from .emit import MANIFEST_NAME
+    from .tree import emitted_tree
     harness = DATA_ROOT / "tests" / "harness"
     if not harness.is_dir():
         raise PorterError(f"{harness}: the harness tests are missing; reinstall porter")
-    tree = args.tree.resolve()
-    if not (tree / MANIFEST_NAME).is_file():
-        raise PorterError(f"{tree} is not a tree porter emitted (no {MANIFEST_NAME}); "
-                          "give a tree from `porter port`")
+    tree = emitted_tree(args.tree)
     files = [str(harness / f) for f in suites[args.device]]
     env = dict(os.environ, PORTER_TEST_TREE=str(tree))
     rc = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files,
@@ -143,16 +138,11 @@ def cmd_hurd_sysroot(args) -> int:
 
 def _tree_system(tree: Path):
     """The Hurd system (built on demand) for an emitted tree's generation and DDE."""
-    from .emit import MANIFEST_NAME
     from .hurd.check import tree_generation
     from .hurd.prepare import dde_for, prepare_system
-    if not (tree / MANIFEST_NAME).is_file():
-        raise PorterError(f"{tree.resolve()} is not a tree porter emitted (no {MANIFEST_NAME}); give a tree "
-                          "from `porter port`")
-    import json
-    generation = tree_generation(tree)
-    dde_id = json.loads((tree / "porting.json").read_text()).get("inputs", {}).get("dde_id")
-    return prepare_system(generation, dde_for(generation, dde_id), log=lambda m: print(m, file=sys.stderr))
+    from .tree import emitted_tree, tree_dde_id
+    tree = emitted_tree(tree)
+    return prepare_system(tree_generation(tree), dde_for(tree_generation(tree), tree_dde_id(tree)), log=lambda m: print(m, file=sys.stderr))
 
 
 def cmd_hurd_build(args) -> int:

@@ -192,9 +192,12 @@ def select_dde(choice: str) -> DdeTree:
 
 def dde_of_tree(tree: Path) -> DdeTree:
     """The DDE tree an emitted tree was ported against (its porting.json), else the current one."""
+    from .tree import tree_dde_id
     try:
-        dde_id = json.loads((Path(tree) / "porting.json").read_text())["inputs"]["dde_id"]
-    except (OSError, ValueError, KeyError):
+        dde_id = tree_dde_id(tree)
+    except PorterError:
+        return require_dde()
+    if dde_id is None:
         return require_dde()
     for t in cached_dde_trees():
         if t.root.parent.name == dde_id:

@@ -17,9 +17,9 @@ import jinja2
 from . import COMPAT_DIR, DATA_ROOT, PorterError
 from .plan import SHIM_INCLUDE_DIR, SHIM_SRC_DIR, PortPlan
 from .rewrite import apply_edits
+from .tree import MANIFEST_NAME, REPORT_NAME
 
 TEMPLATES_DIR = DATA_ROOT / "templates"
-MANIFEST_NAME = ".porter-manifest.json"
 GLUE_TEMPLATES = {"Makefile": "Makefile.j2", "Makeconf.local": "Makeconf.local.j2",
                   "default.ld": "default.ld.j2", "main.c": "main.c.j2",
                   "machdev_glue.c": "machdev_glue.c.j2", "machdev_glue.h": "machdev_glue.h.j2"}
@@ -101,7 +101,7 @@ def render_tree(plan: PortPlan) -> tuple[dict[str, bytes], dict]:
     for out_name, tmpl in GLUE_TEMPLATES.items():
         files[out_name] = env.get_template(tmpl).render(ctx).encode()
     files["PORTING.md"] = env.get_template("PORTING.md.j2").render(ctx).encode()
-    files["porting.json"] = (json.dumps(report, indent=1, sort_keys=True) + "\n").encode()
+    files[REPORT_NAME] = (json.dumps(report, indent=1, sort_keys=True) + "\n").encode()
     return files, report
 
 

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from porter import PorterError
-from porter.emit import MANIFEST_NAME, emit_tree
+from porter.emit import emit_tree
+from porter.tree import MANIFEST_NAME
 from porter.scan import ScanError
 
 from fixture_plans import fixture_plan

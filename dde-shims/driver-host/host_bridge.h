@@ -1,9 +1,17 @@
-/* host_bridge.h - the calls between the driver host's Linux side (host_linux.c, DDE flags) and its libc side. */
+/* host_bridge.h - the calls between the driver host's Linux side (DDE flags) and its libc side. */
 #ifndef PORTER_HOST_BRIDGE_H
 #define PORTER_HOST_BRIDGE_H
 
 /* Plain C types only: the two sides see different headers (Linux vs libc). */
 
+/* Linux side, every bundle (host_dde.c) */
+void host_dde_start(int cpumask_fix);		/* as netdde's main(), up to and with the initcalls */
+
+/* Linux side, the bundle's host_<name>_linux.c */
+void bundle_linux_init(void);			/* before the initcalls (e.g. skb_init) */
+int bundle_list_devices(char names[][16], int max);	/* after them: the names READY carries */
+
+/* virtio-net (host_net_linux.c, and host_net.c on the libc side) */
 struct host_netdev_info {
 	unsigned char mac[6];
 	unsigned short flags;
@@ -12,17 +20,12 @@ struct host_netdev_info {
 	int running;
 };
 
-/* Linux side (host_linux.c) */
-void host_dde_start(int cpumask_fix);		/* as netdde's main(), up to the initcalls */
-int host_list_netdevs(char names[][16], int max);
 int host_net_open(const char *ifname);		/* 0 or -errno */
 int host_net_close(const char *ifname);
 int host_net_xmit(const char *ifname, const void *frame, int len);
 int host_net_info(const char *ifname, struct host_netdev_info *info);
 int host_net_rx_mode(const char *ifname, int promisc, int allmulti,
 		     const unsigned char *mc, int nmc);
-
-/* libc side (host_main.c): a frame the DDE's RX callback delivered */
-void host_deliver_rx(const char *ifname, const void *frame, int len);
+void host_net_deliver_rx(const char *ifname, const void *frame, int len);	/* libc side */
 
 #endif /* PORTER_HOST_BRIDGE_H */

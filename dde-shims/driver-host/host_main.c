@@ -1,4 +1,4 @@
-/* host_main.c - the driver host: runs a ported tree on the real libdde_linux26 and serves porter's harness. */
+/* host_main.c - the driver host's core: runs a ported tree on the real libdde_linux26 and serves porter's harness. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -14,8 +14,8 @@
 
 #include "ddekit_linux.h"
 #include "portio_trap.h"
+#include "host.h"
 #include "host_bridge.h"
-#include "protocol.h"
 
 /*
  * libdde_linux26 is linked into this executable and defines snprintf,
@@ -30,7 +30,6 @@ static int ctl_fd = 3, io_fd = 4;
 static pthread_mutex_t ctl_send_lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile int io_busy;		/* spin lock: io_call may run inside the SIGSEGV trap */
 static uint32_t io_seq;
-static volatile uint32_t rx_frames, tx_frames;
 static uint32_t irq_lines[8];
 static int nirqs;
 
@@ -57,7 +56,7 @@ static int send_msg(int fd, uint16_t type, uint32_t seq, const void *a, size_t a
 	return n < 0 ? -errno : 0;
 }
 
-static void ctl_send(uint16_t type, uint32_t seq, const void *a, size_t alen, const void *b, size_t blen)
+void host_send(uint16_t type, uint32_t seq, const void *a, size_t alen, const void *b, size_t blen)
 {
 	int err;
 
@@ -68,16 +67,16 @@ static void ctl_send(uint16_t type, uint32_t seq, const void *a, size_t alen, co
 		die_harness_gone("control");
 }
 
-static void ctl_text(uint16_t type, uint32_t seq, const char *a, const char *b)
+void host_error(uint32_t seq, const char *text)
 {
-	ctl_send(type, seq, a, strlen(a), b ? b : "", b ? strlen(b) : 0);
+	host_send(PORTER_ERROR, seq, text, strlen(text), NULL, 0);
 }
 
-static void reply(uint32_t seq, int32_t status, const void *data, size_t len)
+void host_reply(uint32_t seq, int32_t status, const void *data, size_t len)
 {
 	struct porter_reply_hdr r = { status };
 
-	ctl_send(PORTER_REPLY, seq, &r, sizeof(r), data, len);
+	host_send(PORTER_REPLY, seq, &r, sizeof(r), data, len);
 }
 
 /* ---------------------------------------------------------------- receiving */
@@ -235,18 +234,6 @@ static const struct ddekit_linux_pci_ops harness_pci = {
 	pci_get_device, pci_read, pci_write, pci_irq_enable,
 };
 
-/* ---------------------------------------------------------------- RX */
-
-void host_deliver_rx(const char *ifname, const void *frame, int len)
-{
-	struct porter_ifname_req r;
-
-	memset(&r, 0, sizeof(r));
-	strncpy(r.ifname, ifname, sizeof(r.ifname) - 1);
-	rx_frames++;
-	ctl_send(PORTER_RX, 0, &r, sizeof(r), frame, len);
-}
-
 /* ---------------------------------------------------------------- setup */
 
 static int setup(const struct porter_setup_req *req, size_t len, int *fds, int nfds,
@@ -289,84 +276,26 @@ static int setup(const struct porter_setup_req *req, size_t len, int *fds, int n
 
 /* ---------------------------------------------------------------- commands */
 
-static int ifname_of(const uint8_t *buf, size_t len, char *out)
-{
-	if (len < PORTER_IFNAMSIZ || memchr(buf, 0, PORTER_IFNAMSIZ) == NULL)
-		return -1;
-	memcpy(out, buf, PORTER_IFNAMSIZ);
-	return 0;
-}
-
+/* The core's own requests; the bundle's service gets every other type. 1: stop. */
 static int serve_one(const struct porter_msg_hdr *h, const uint8_t *buf)
 {
-	char ifname[PORTER_IFNAMSIZ];
-	const uint8_t *rest = buf + PORTER_IFNAMSIZ;
-	size_t restlen = h->len >= PORTER_IFNAMSIZ ? h->len - PORTER_IFNAMSIZ : 0;
-
 	switch (h->type) {
-	case PORTER_OPEN:
-	case PORTER_CLOSE:
-	case PORTER_XMIT:
-	case PORTER_INFO:
-		if (ifname_of(buf, h->len, ifname)) {
-			ctl_text(PORTER_ERROR, h->seq, "missing or unterminated interface name", NULL);
-			return 0;
-		}
-		if (h->type == PORTER_OPEN)
-			reply(h->seq, host_net_open(ifname), NULL, 0);
-		else if (h->type == PORTER_CLOSE)
-			reply(h->seq, host_net_close(ifname), NULL, 0);
-		else if (h->type == PORTER_XMIT) {
-			int st = restlen ? host_net_xmit(ifname, rest, restlen) : -EINVAL;
-
-			if (st == 0)
-				tx_frames++;
-			reply(h->seq, st, NULL, 0);
-		} else {
-			struct host_netdev_info i;
-			struct porter_info_reply r;
-			int st = host_net_info(ifname, &i);
-
-			memset(&r, 0, sizeof(r));
-			if (!st) {
-				memcpy(r.mac, i.mac, 6);
-				r.flags = i.flags;
-				r.mtu = i.mtu;
-				r.link_up = i.link_up;
-				r.running = i.running;
-			}
-			reply(h->seq, st, &r, sizeof(r));
-		}
-		return 0;
-	case PORTER_RX_MODE: {
-		struct porter_rx_mode_req r;
-
-		if (h->len < sizeof(r)) {
-			ctl_text(PORTER_ERROR, h->seq, "RX_MODE payload too short", NULL);
-			return 0;
-		}
-		memcpy(&r, buf, sizeof(r));
-		if (memchr(r.ifname, 0, sizeof(r.ifname)) == NULL || r.nmc > 64 ||
-		    h->len != sizeof(r) + 6 * r.nmc) {
-			ctl_text(PORTER_ERROR, h->seq, "RX_MODE payload malformed", NULL);
-			return 0;
-		}
-		reply(h->seq, host_net_rx_mode(r.ifname, r.promisc, r.allmulti, buf + sizeof(r), r.nmc),
-		      NULL, 0);
-		return 0;
-	}
 	case PORTER_STATS: {
-		struct porter_stats_reply s = { (uint32_t)ddekit_linux_arena_in_use(),
-						(uint32_t)portio_trap_count(), rx_frames, tx_frames };
+		struct porter_stats_reply s;
 
-		reply(h->seq, 0, &s, sizeof(s));
+		memset(&s, 0, sizeof(s));
+		bundle_stats(&s);
+		s.arena_in_use = (uint32_t)ddekit_linux_arena_in_use();
+		s.portio_traps = (uint32_t)portio_trap_count();
+		host_reply(h->seq, 0, &s, sizeof(s));
 		return 0;
 	}
 	case PORTER_SHUTDOWN:
-		ctl_send(PORTER_BYE, h->seq, NULL, 0, NULL, 0);
+		host_send(PORTER_BYE, h->seq, NULL, 0, NULL, 0);
 		return 1;
 	default:
-		ctl_text(PORTER_ERROR, h->seq, "unknown message type on the control channel", NULL);
+		if (!bundle_serve(h, buf))
+			host_error(h->seq, "unknown message type on the control channel");
 		return 0;
 	}
 }
@@ -403,21 +332,21 @@ int main(int argc, char **argv)
 			break;
 		for (i = 0; i < nfds; i++)
 			close(fds[i]);
-		ctl_text(PORTER_ERROR, h.seq, why ? why : "expected SETUP first", NULL);
+		host_error(h.seq, why ? why : "expected SETUP first");
 	}
 	err = setup((const struct porter_setup_req *)buf, h.len, fds, nfds, &why);
 	if (err) {
-		ctl_text(PORTER_ERROR, h.seq, why, NULL);
+		host_error(h.seq, why);
 		fprintf(stderr, "driver-host: setup failed: %s\n", why);
 		return EXIT_BAD_SETUP;
 	}
-	reply(h.seq, 0, NULL, 0);
+	host_reply(h.seq, 0, NULL, 0);
 
 	host_dde_start(getenv("PORTER_NO_CPUMASK_FIX") == NULL);
 
 	memset(&ready, 0, sizeof(ready));
-	ready.ndevs = host_list_netdevs(ready.ifnames, 8);
-	ctl_send(PORTER_READY, 0, &ready, sizeof(ready), NULL, 0);
+	ready.ndevs = bundle_list_devices(ready.ifnames, 8);
+	host_send(PORTER_READY, 0, &ready, sizeof(ready), NULL, 0);
 
 	/* The main thread is the DDE process the initcalls ran in: commands run here. */
 	for (;;) {
@@ -431,7 +360,7 @@ int main(int argc, char **argv)
 		for (i = 0; i < nfds; i++)
 			close(fds[i]);
 		if (why) {
-			ctl_text(PORTER_ERROR, h.seq, why, NULL);
+			host_error(h.seq, why);
 			continue;
 		}
 		if (serve_one(&h, buf))

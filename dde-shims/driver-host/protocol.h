@@ -31,6 +31,16 @@ struct porter_msg_hdr {
 	uint32_t len;		/* payload bytes after the header */
 } __attribute__((packed));
 
+/*
+ * Message types: the core's (host_main.c) and each bundle's service
+ * (host_<name>.c) keep to their own ranges, so services never collide:
+ *   1, 7, 8        core requests          64-69    core, host -> harness
+ *   2-6            virtio-net requests    70-79    virtio-net, host -> harness
+ *   16-31          virtio-rng requests    80-89    virtio-rng, host -> harness
+ *   32-47          virtio-blk requests    90-99    virtio-blk, host -> harness
+ *   128-           io channel (host -> harness requests)
+ * RX (66) is virtio-net's from before the ranges, and stays.
+ */
 enum porter_msg_type {
 	/* ctl, harness -> host */
 	PORTER_SETUP = 1,	/* setup_req; fds: memfd, then one eventfd and one resample eventfd per irq */

@@ -11,7 +11,6 @@ objects, -L directories and -l libraries of the real link.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 from .. import PorterError
 from ..check import CheckResult
 from ..compile import CompileResult, count_warnings
-from ..emit import MANIFEST_NAME
+from ..tree import REPORT_NAME, emitted_tree, tree_report
 from .sysroot import Sysroot
 from .toolchain import TARGET
 
@@ -44,10 +43,9 @@ exit 0
 
 def tree_generation(tree: Path) -> str:
     try:
-        report = json.loads((tree / "porting.json").read_text())
-        return report["hurd"]["generation"]
-    except (OSError, ValueError, KeyError):
-        raise PorterError(f"{tree}/porting.json does not say which Hurd generation the tree's glue is "
+        return tree_report(tree)["hurd"]["generation"]
+    except (PorterError, KeyError):
+        raise PorterError(f"{tree}/{REPORT_NAME} does not say which Hurd generation the tree's glue is "
                           "for; re-emit the tree with this porter (`porter port`)") from None
 
 
@@ -58,9 +56,7 @@ def make_command(tree: Path, sysroot: Sysroot, compiler: Path, recorder: Path, g
 
 
 def run_hurd_check(tree: Path, sysroot: Sysroot, compiler: str = "gcc") -> CheckResult:
-    tree = tree.resolve()
-    if not (tree / MANIFEST_NAME).is_file():
-        raise PorterError(f"{tree} is not a tree porter emitted (no {MANIFEST_NAME})")
+    tree = emitted_tree(tree)
     cc = sysroot.gcc if compiler == "gcc" else sysroot.clang if compiler == "clang" else None
     if cc is None:
         raise PorterError(f"--cc {compiler}: the Hurd target knows gcc (the cross gcc) and clang")

@@ -29,6 +29,7 @@ from pathlib import Path
 from .. import SHIMS_DIR
 from ..buildsteps import Step, StepContext, run_steps, steps_done
 from ..dde import DdeTree
+from ..tree import tree_report
 from .sources import SetSources, hurd_root
 from .sysroot import HURD_CONFIGURE, _Recipe
 from .toolchain import TARGET, Toolchain
@@ -195,7 +196,7 @@ def image_steps(system: System, tree: Path, root: Path) -> list[Step]:
             (stage / d).mkdir(parents=True, exist_ok=True)
         for _, program, dest in SERVERS:
             shutil.copy2(system.servers / program, stage / dest)
-        target = json.loads((tree / "porting.json").read_text())["target"]
+        target = tree_report(tree)["target"]
         shutil.copy2(root / "tree" / target, stage / "hurd/netdde")
         shutil.copy2(root / "porter_init", stage / "usr/libexec/runsystem")
         for f in [*stage.glob("hurd/*"), *stage.glob("usr/libexec/*")]:

@@ -1,9 +1,8 @@
-/* host_linux.c - the driver host's Linux side: bring the DDE up as netdde does and drive its net devices. */
+/* host_net_linux.c - the driver host's Linux side for virtio-net: the DDE's net devices. */
 #include <dde26.h>
 #include <dde26_net.h>
 #include <linux/netdevice.h>
 #include <linux/etherdevice.h>
-#include <linux/cpumask.h>
 #include <linux/rtnetlink.h>
 #include <linux/string.h>
 
@@ -16,33 +15,18 @@ extern int linux_pkg_xmit(char *pkg_data, int len, void *del_data,
 
 static int host_rx(char *data, int len, struct net_device *dev)
 {
-	host_deliver_rx(dev->name, data, len);
+	host_net_deliver_rx(dev->name, data, len);
 	return NET_RX_SUCCESS;
 }
 
-void host_dde_start(int cpumask_fix)
+void bundle_linux_init(void)
 {
-	/*
-	 * DDE bug (arch/l4/smp.c): every CPU is "possible" while per_cpu_ptr()
-	 * ignores the CPU, so a new workqueue's one per-CPU structure is set up
-	 * again after its worker began to wait; the first schedule_work() can
-	 * hang.  The emitted main.c does the same on the Hurd.
-	 */
-	if (cpumask_fix)
-		cpumask_copy((struct cpumask *)cpu_possible_mask, cpu_online_mask);
-
-	l4dde26_init();
-	l4dde26_process_init();
-	l4dde26_softirq_init();
-
 	printk("Initializing skb subsystem\n");
 	skb_init();
-
 	l4dde26_register_rx_callback(host_rx);
-	l4dde26_do_initcalls();
 }
 
-int host_list_netdevs(char names[][16], int max)
+int bundle_list_devices(char names[][16], int max)
 {
 	struct net_device *dev;
 	int n = 0;

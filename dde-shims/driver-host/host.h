@@ -1,0 +1,26 @@
+/* host.h - what the driver host's core (host_main.c) offers a bundle's service, and what a service provides. */
+#ifndef PORTER_HOST_H
+#define PORTER_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol.h"
+
+/*
+ * libc side only.  A bundle (virtio-net, ...) brings two files:
+ * host_<name>.c (libc side: its messages) and host_<name>_linux.c (Linux
+ * side, built with the DDE's flags: its driver calls); host_bridge.h has
+ * the calls between them.
+ */
+
+/* offered by host_main.c; safe from any thread */
+void host_reply(uint32_t seq, int32_t status, const void *data, size_t len);
+void host_send(uint16_t type, uint32_t seq, const void *a, size_t alen, const void *b, size_t blen);
+void host_error(uint32_t seq, const char *text);	/* an ERROR message: why a request was refused */
+
+/* provided by the bundle's host_<name>.c */
+int bundle_serve(const struct porter_msg_hdr *h, const uint8_t *buf);	/* 1: served, 0: not its type */
+void bundle_stats(struct porter_stats_reply *s);	/* fill the bundle's counters */
+
+#endif /* PORTER_HOST_H */
