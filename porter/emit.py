@@ -20,6 +20,7 @@ from .rewrite import apply_edits
 from .tree import MANIFEST_NAME, REPORT_NAME
 
 TEMPLATES_DIR = DATA_ROOT / "templates"
+# the tree's glue; main.c and the machdev glue are each bundle's own (templates/<bundle>/)
 GLUE_TEMPLATES = {"Makefile": "Makefile.j2", "Makeconf.local": "Makeconf.local.j2",
                   "default.ld": "default.ld.j2", "main.c": "main.c.j2",
                   "machdev_glue.c": "machdev_glue.c.j2", "machdev_glue.h": "machdev_glue.h.j2"}
@@ -47,8 +48,9 @@ def _md_cell(s: str) -> str:
     return f"`{s}`" if s else "(insert)"
 
 
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+def _env(bundle: str) -> jinja2.Environment:
+    """Templates of ``bundle`` (templates/<bundle>/: its main.c and Hurd glue) before the shared ones."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([TEMPLATES_DIR / bundle, TEMPLATES_DIR]),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=False)
     env.filters["mdcell"] = _md_cell
@@ -96,10 +98,16 @@ def render_tree(plan: PortPlan) -> tuple[dict[str, bytes], dict]:
 
     target = tree_name(inp.bundle.name)
     report = _report_data(plan, target, source_names, shims)
-    env = _env()
+    glue = inp.bundle.glue_templates
+    env = _env(glue)
     ctx = dict(report, sources=source_names)
     for out_name, tmpl in GLUE_TEMPLATES.items():
-        files[out_name] = env.get_template(tmpl).render(ctx).encode()
+        try:
+            template = env.get_template(tmpl)
+        except jinja2.TemplateNotFound:
+            raise PorterError(f"bundle {inp.bundle.name}: no template {tmpl} in {TEMPLATES_DIR / glue} "
+                              f"or {TEMPLATES_DIR}; a bundle brings its own main.c and Hurd glue") from None
+        files[out_name] = template.render(ctx).encode()
     files["PORTING.md"] = env.get_template("PORTING.md.j2").render(ctx).encode()
     files[REPORT_NAME] = (json.dumps(report, indent=1, sort_keys=True) + "\n").encode()
     return files, report

@@ -22,6 +22,11 @@ class Bundle:
     description: str
     sources: tuple[str, ...]
     headers: tuple[str, ...]
+    glue: str = ""           # the templates/ folder of its main.c and Hurd glue; default: its name
+
+    @property
+    def glue_templates(self) -> str:
+        return self.glue or self.name
 
     def files_in(self, release: Release) -> tuple[list[str], list[str]]:
         """(sources, headers) of this bundle that the release has."""
@@ -68,7 +73,8 @@ def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
         releases = {
             v: Release(v, r["commit"], dict(r["files"])) for v, r in data["release"].items()}
         bundles = {
-            n: Bundle(n, b.get("description", ""), tuple(b["sources"]), tuple(b.get("headers", ())))
+            n: Bundle(n, b.get("description", ""), tuple(b["sources"]), tuple(b.get("headers", ())),
+                      b.get("glue", ""))
             for n, b in data["bundle"].items()}
         urls = tuple(data["source"]["tarball_urls"])
     except KeyError as e:

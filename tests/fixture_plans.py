@@ -14,7 +14,8 @@ FIXTURE_LINUX = FIXTURES / "linux"
 def fixture_inputs(dde, sources, headers=(), rule_paths=None, root=FIXTURE_LINUX, symbols=None) -> Inputs:
     """Inputs over porter's own Linux-style C fixtures (a bundle that is not in the manifest)."""
     files = {p: "" for p in (*sources, *headers)}
-    return Inputs(Bundle("fixture", "porter test fixture", tuple(sources), tuple(headers)),
+    return Inputs(Bundle("fixture", "porter test fixture", tuple(sources), tuple(headers),
+                         glue="virtio-net"),
                   Release("fixture", "", files), root, tuple(sources), tuple(headers), dde,
                   load_rules(rule_paths), symbols)
 
