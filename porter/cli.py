@@ -98,17 +98,25 @@ def cmd_build(args) -> int:
     return 0
 
 
+# bundle -> device -> the harness files `porter test` runs (tests/harness/)
+TEST_SUITES = {"virtio-net": {"qemu": ["test_driver_host.py", "test_virtio_net.py"],
+                              "sim": ["test_virtio_net_sim.py"]}}
+
+
 def cmd_test(args) -> int:
     import os
     import subprocess
     from . import DATA_ROOT
-    suites = {"qemu": ["test_driver_host.py", "test_virtio_net.py"], "sim": ["test_virtio_net_sim.py"]}
-    from .tree import emitted_tree
+    from .tree import emitted_tree, tree_report
     harness = DATA_ROOT / "tests" / "harness"
     if not harness.is_dir():
         raise PorterError(f"{harness}: the harness tests are missing; reinstall porter")
     tree = emitted_tree(args.tree)
-    files = [str(harness / f) for f in suites[args.device]]
+    bundle = tree_report(tree).get("bundle")
+    if bundle not in TEST_SUITES:
+        raise PorterError(f"{tree}: bundle {bundle!r} has no harness suite (porter has suites for "
+                          f"{', '.join(sorted(TEST_SUITES))})")
+    files = [str(harness / f) for f in TEST_SUITES[bundle][args.device]]
     env = dict(os.environ, PORTER_TEST_TREE=str(tree))
     rc = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files,
                           *args.pytest_args], cwd=DATA_ROOT, env=env)
@@ -163,7 +171,8 @@ def cmd_hurd_boot(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
-    return run_demo(args.release, args.out, args.count)
+    from .emit import tree_name
+    return run_demo(args.bundle, args.release, args.out or Path("out") / tree_name(args.bundle), args.count)
 
 
 def _dde(choice: str | None):
@@ -289,9 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     ho.add_argument("--timeout", type=float, default=180, help="seconds (default 180)")
     ho.set_defaults(func=cmd_hurd_boot)
 
-    d = command("demo", "port, check and build virtio-net, then ping a kernel through it on QEMU")
+    d = command("demo", "port, check and build a driver, then run it on QEMU's device (virtio-net: ping a "
+                        "kernel through it)")
+    d.add_argument("--bundle", default="virtio-net", metavar="BUNDLE", help="the driver (default virtio-net)")
     d.add_argument("--version", dest="release", metavar="RELEASE", default="2.6.32", help=releases_help)
-    d.add_argument("--out", type=Path, default=Path("out/dde_virtio_net"), metavar="DIR")
+    d.add_argument("--out", type=Path, metavar="DIR", help="where the tree goes (default out/dde_<bundle>)")
     d.add_argument("--count", type=int, default=5, help="pings to send (default 5)")
     d.set_defaults(func=cmd_demo)
     return p

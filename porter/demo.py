@@ -1,6 +1,6 @@
-"""The main job end to end: port virtio-net, compile and link-check it against the
-DDE, build the driver host, run it on QEMU's virtio-net-pci, and ping the Linux
-kernel in a network namespace through the ported driver."""
+"""The main job end to end, per bundle: port the driver, compile and link-check it
+against the DDE, build the driver host, then run it on QEMU's device. For
+virtio-net: ping the Linux kernel in a network namespace through the ported driver."""
 
 import time
 from pathlib import Path
@@ -8,19 +8,17 @@ from pathlib import Path
 from . import PorterError
 
 
-def run_demo(version: str, out: Path, count: int = 5, log=print) -> int:
+def port_check_build(bundle: str, version: str, out: Path, log=print):
+    """The stages every demo shares; the driver host built from ``out``."""
     from .build import build_host
     from .check import format_table, run_check
     from .dde import require_dde
     from .dde_build import DdeBuildError, ensure_build
     from .emit import emit_tree
-    from .harness.netns import netns_usable
-    from .harness.ping import Pinger
-    from .harness.rig import NetRig
     from .pipeline import load_inputs, scan_inputs
     from .plan import plan_port
 
-    inputs = load_inputs("virtio-net", version)
+    inputs = load_inputs(bundle, version)
     plan = plan_port(inputs, scan_inputs(inputs))
     plan.raise_if_unmapped()
     result = emit_tree(plan, out, force=False)
@@ -36,7 +34,15 @@ def run_demo(version: str, out: Path, count: int = 5, log=print) -> int:
         raise PorterError("the emitted tree does not pass `porter check`")
     log(f"check: {len(check.compiles)} sources compile against the DDE; {len(check.from_library('libdde_linux26'))} symbols "
         f"from libdde_linux26, 0 unexplained")
-    host = build_host(out, dde, dde_build, log=lambda m: log(f"build: {m}"))
+    return build_host(out, dde, dde_build, log=lambda m: log(f"build: {m}"))
+
+
+def net_demo(version: str, out: Path, count: int = 5, log=print) -> int:
+    from .harness.netns import netns_usable
+    from .harness.ping import Pinger
+    from .harness.rig import NetRig
+
+    host = port_check_build("virtio-net", version, out, log)
     why = netns_usable()
     if why:
         raise PorterError(f"the demo pings a kernel in a network namespace, which {why}")
@@ -72,3 +78,13 @@ def run_demo(version: str, out: Path, count: int = 5, log=print) -> int:
             summary += f"; rtt min/avg/max = {min(rtts):.2f}/{sum(rtts) / len(rtts):.2f}/{max(rtts):.2f} ms"
         log(summary)
         return 0 if got == count else 1
+
+
+# bundle -> its demo(version, out, count, log); the default --out is out/<tree name>
+DEMOS = {"virtio-net": net_demo}
+
+
+def run_demo(bundle: str, version: str, out: Path, count: int = 5, log=print) -> int:
+    if bundle not in DEMOS:
+        raise PorterError(f"--bundle {bundle}: porter has demos for {', '.join(sorted(DEMOS))}")
+    return DEMOS[bundle](version, out, count, log)
