@@ -1,6 +1,6 @@
-"""A ready-to-drive rig: guest memory, a PCI machine with a device backend, the
-driver host on top, and the test's own peer on the wire; torn down whole on
-every exit path (a context manager, with a finalizer behind it)."""
+"""Ready-to-drive rigs: guest memory, a PCI machine with a device backend, the
+driver host on top, and (for a NIC) the test's own peer on the wire; torn down
+whole on every exit path (a context manager)."""
 
 import contextlib
 import shutil
@@ -20,47 +20,23 @@ from .virtio_net import DEFAULT_MAC
 BACKENDS = ("qemu", "sim")
 
 
-class NetRig:
-    """virtio-net on a device backend: QEMU's own device model (backend="qemu",
-    device_options = its -device properties) or porter's model (backend="sim",
-    device_options = SimNetDevice's features and faults). The wire's other end is a
-    UNIX datagram socket of the test (wire="dgram") or, with QEMU and wire="tap",
-    a tap device in a fresh network namespace where the Linux kernel answers."""
+class Rig:
+    """Guest memory, a PCI machine with one device backend behind the DMA guard, and the
+    driver host on top. A device's rig says how its backend is made (``make_device``)."""
 
-    def __init__(self, host_executable: Path, *, backend: str = "qemu", mac: str = DEFAULT_MAC,
-                 device_options=None, qemu_options=None, mem_size: int = 32 << 20, trace: bool = False,
-                 host_env: dict | None = None, start_host: bool = True, wire: str = "dgram"):
+    def __init__(self, host_executable: Path, *, backend: str = "qemu", mem_size: int = 32 << 20,
+                 trace: bool = False, host_env: dict | None = None, start_host: bool = True):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-        if backend == "sim" and wire != "dgram":
-            raise ValueError("the sim backend has a datagram wire only")
-        device_options = dict(device_options or qemu_options or {})
         self.backend = backend
-        self._stack = contextlib.ExitStack()
         self.host_executable = Path(host_executable)
         self.host_env = host_env
+        self.host: DriverHost | None = None
+        self._stack = contextlib.ExitStack()
         try:
             self.dir = Path(tempfile.mkdtemp(prefix="porter-rig-"))
             self._stack.callback(shutil.rmtree, self.dir, True)
-            self.mac = mac
-            self.netns = self.peer = None
-            if wire == "tap":
-                self.netns = self._stack.enter_context(TapNamespace())
-                netdev = TapNetdev(self.netns.ifname)
-            elif wire == "dgram":
-                self.peer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                self._stack.callback(self.peer.close)
-                self.peer.bind(str(self.dir / "peer.sock"))
-                netdev = DgramNetdev(str(self.dir / "peer.sock"))
-            else:
-                raise ValueError(f"wire must be 'dgram' or 'tap', not {wire!r}")
-            if backend == "sim":
-                self.device = self._stack.enter_context(
-                    SimNetDevice(str(self.dir / "peer.sock"), mac=mac, **device_options))
-            else:
-                self.device = self._stack.enter_context(
-                    QemuDevice("virtio-net-pci", netdev=netdev, mac=mac, options=device_options,
-                               netns=self.netns.name if self.netns else None))
+            self.device = self._stack.enter_context(self.make_device())
             self.qemu = self.device if backend == "qemu" else None
             self.memory = self._stack.enter_context(GuestMemory(mem_size))
             self.device.sync_memory(self.memory)
@@ -69,12 +45,15 @@ class NetRig:
             # every address the driver hands the device is checked on its way there
             self.dma = DmaGuard(self.device, self.memory)
             self.slot = self.machine.attach(self.dma)
-            self.host: DriverHost | None = None
             if start_host:
                 self.start_host()
         except BaseException:
             self._stack.close()
             raise
+
+    def make_device(self):
+        """The backend (a context manager), made inside __init__ once ``self.dir`` exists."""
+        raise NotImplementedError
 
     def start_host(self) -> DriverHost:
         """(Re)start the driver host against the same device."""
@@ -82,6 +61,52 @@ class NetRig:
             self.host.shutdown()
         self.host = DriverHost(self.host_executable, self.machine, env=self.host_env)
         return self.host
+
+    def close(self) -> None:
+        if self.host is not None:
+            self.host.shutdown()
+            self.host = None
+        self._stack.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class NetRig(Rig):
+    """virtio-net on a device backend: QEMU's own device model (backend="qemu",
+    device_options = its -device properties) or porter's model (backend="sim",
+    device_options = SimNetDevice's features and faults). The wire's other end is a
+    UNIX datagram socket of the test (wire="dgram") or, with QEMU and wire="tap",
+    a tap device in a fresh network namespace where the Linux kernel answers."""
+
+    def __init__(self, host_executable: Path, *, backend: str = "qemu", mac: str = DEFAULT_MAC,
+                 device_options=None, qemu_options=None, wire: str = "dgram", **rig_options):
+        if backend == "sim" and wire != "dgram":
+            raise ValueError("the sim backend has a datagram wire only")
+        if wire not in ("dgram", "tap"):
+            raise ValueError(f"wire must be 'dgram' or 'tap', not {wire!r}")
+        self.mac = mac
+        self.wire = wire
+        self.device_options = dict(device_options or qemu_options or {})
+        self.netns = self.peer = None
+        super().__init__(host_executable, backend=backend, **rig_options)
+
+    def make_device(self):
+        if self.wire == "tap":
+            self.netns = self._stack.enter_context(TapNamespace())
+            netdev = TapNetdev(self.netns.ifname)
+        else:
+            self.peer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._stack.callback(self.peer.close)
+            self.peer.bind(str(self.dir / "peer.sock"))
+            netdev = DgramNetdev(str(self.dir / "peer.sock"))
+        if self.backend == "sim":
+            return SimNetDevice(str(self.dir / "peer.sock"), mac=self.mac, **self.device_options)
+        return QemuDevice("virtio-net-pci", netdev=netdev, mac=self.mac, options=self.device_options,
+                          netns=self.netns.name if self.netns else None)
 
     def peer_send(self, frame: bytes) -> None:
         self.peer.sendto(frame, self.device.netdev_path)
@@ -105,15 +130,3 @@ class NetRig:
     @property
     def mac_bytes(self) -> bytes:
         return bytes.fromhex(self.mac.replace(":", ""))
-
-    def close(self) -> None:
-        if self.host is not None:
-            self.host.shutdown()
-            self.host = None
-        self._stack.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
