@@ -9,7 +9,7 @@ OUT      ?= out/dde_virtio_net
 LINUX_FROM ?=
 DDE_FROM   ?=
 
-.PHONY: setup deps demo test check bench clean
+.PHONY: setup deps demo test check bench contract clean
 
 deps:
 	@scripts/install-debian-deps
@@ -39,6 +39,10 @@ check: demo
 # Frames per second through the ported driver and the harness's ring loop (figures, not tests).
 bench: setup
 	$(PY) benchmarks/net_throughput.py
+
+# Regenerate porter/harness/contract.py from the driver host's and ddekit-linux's headers.
+contract: setup
+	$(PY) -m porter.harness.contract_gen
 
 clean:
 	rm -rf out .pytest_cache

@@ -106,14 +106,14 @@ class BundleScan:
 
 
 @functools.cache
-def _compiler_include_dir() -> str:
+def compiler_include_dir() -> str:
     # The libclang wheel has no resource headers (stdarg.h, stddef.h); the
     # DDE is built with gcc, whose own are the right ones anyway.
     return subprocess.check_output(["gcc", "-m32", "-print-file-name=include"], text=True).strip()
 
 
 def clang_args(dde, module: str, upstream_include: Path, extra_first: list[Path] = ()) -> list[str]:
-    return (["-target", "i386-pc-linux-gnu", "-isystem", _compiler_include_dir(),
+    return (["-target", "i386-pc-linux-gnu", "-isystem", compiler_include_dir(),
              # 2.6.32 headers call MAYBE_BUILD_BUG_ON, which the DDE lacks: we
              # want the implicit declaration recorded as a use, not a stop.
              "-Wno-error=implicit-function-declaration", "-Wno-implicit-function-declaration"]

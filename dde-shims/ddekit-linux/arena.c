@@ -28,7 +28,7 @@
  * It covers the first 32768 pages (128 MiB); larger arenas are not mapped
  * beyond that.  The harness reads it straight from the memfd.
  */
-#define MAP_PAGES (DKL_PAGE_SIZE * 8)
+#define MAP_PAGES DDEKIT_LINUX_ARENA_MAP_PAGES
 
 static void map_mark(uint8_t *map, uint32_t first, uint32_t n, int allocated)
 {

@@ -20,11 +20,18 @@ extern "C" {
 /* DDEKit's tick rate; <ddekit/timer.h> hard-codes the same value as HZ. */
 #define DDEKIT_LINUX_HZ 100
 
-/* Exit status of a process stopped by ddekit_linux_trace_and_stop(). */
-#define DDEKIT_LINUX_EXIT_UNSUPPORTED 97
-/* Exit status when the driver host did not set up what DDEKit needs
- * (no DMA arena attached, inconsistent PCI callbacks, dead interrupt fd). */
-#define DDEKIT_LINUX_EXIT_HOST_SETUP 98
+/* How ddekit-linux stops the process; the harness names these statuses
+ * (porter/harness/contract.py is generated from here: keep the comments). */
+enum ddekit_linux_exit {
+	DDEKIT_LINUX_EXIT_UNSUPPORTED = 97,	/**< stopped: a DDEKit function the Linux host cannot honour was called */
+	DDEKIT_LINUX_EXIT_HOST_SETUP = 98,	/**< stopped: the driver host set DDEKit up wrongly (no arena, PCI callbacks, interrupt fd) */
+};
+
+/* The arena's page size, and how many pages page 0's allocation map covers
+ * (bit p, byte p / 8, bit p % 8, is set while physical page p is allocated;
+ * the harness's DMA guard reads it straight from the memfd). */
+#define DDEKIT_LINUX_PAGE_SIZE 4096u
+#define DDEKIT_LINUX_ARENA_MAP_PAGES (DDEKIT_LINUX_PAGE_SIZE * 8)
 
 /*
  * DMA arena.  The harness creates a memfd, gives it to the device and to

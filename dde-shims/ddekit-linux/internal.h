@@ -10,7 +10,9 @@
 #include <ddekit/thread.h>
 #include <ddekit/types.h>
 
-#define DKL_PAGE_SIZE  4096u
+#include "ddekit_linux.h"
+
+#define DKL_PAGE_SIZE  DDEKIT_LINUX_PAGE_SIZE
 #define DKL_PAGE_SHIFT 12
 
 #define DKL_HIDDEN __attribute__((visibility("hidden")))

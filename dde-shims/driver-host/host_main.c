@@ -23,20 +23,17 @@
  * semantics).  This file therefore formats only with fprintf/fputs.
  */
 
-#define EXIT_HARNESS_GONE 3	/* a channel to the harness closed: a clean stop */
-#define EXIT_BAD_SETUP 4
-
 static int ctl_fd = 3, io_fd = 4;
 static pthread_mutex_t ctl_send_lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile int io_busy;		/* spin lock: io_call may run inside the SIGSEGV trap */
 static uint32_t io_seq;
-static uint32_t irq_lines[8];
+static uint32_t irq_lines[PORTER_MAX_DEVICES];
 static int nirqs;
 
 static void die_harness_gone(const char *channel)
 {
 	fprintf(stderr, "driver-host: the harness closed the %s channel; exiting\n", channel);
-	_exit(EXIT_HARNESS_GONE);
+	_exit(PORTER_EXIT_HARNESS_GONE);
 }
 
 /* ---------------------------------------------------------------- sending */
@@ -86,7 +83,7 @@ static int recv_msg(int fd, struct porter_msg_hdr *h, uint8_t *buf, size_t cap,
 		    int *fds, int maxfds, int *nfds, const char **why)
 {
 	uint8_t raw[PORTER_MSG_MAX];
-	char cbuf[CMSG_SPACE(sizeof(int) * 24)];
+	char cbuf[CMSG_SPACE(sizeof(int) * PORTER_MSG_MAX_FDS)];
 	struct iovec iov = { raw, sizeof(raw) };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf) };
@@ -148,10 +145,11 @@ static int recv_msg(int fd, struct porter_msg_hdr *h, uint8_t *buf, size_t cap,
 static int io_call(uint16_t type, const void *req, size_t len, uint32_t *value)
 {
 	struct porter_msg_hdr h;
+	struct porter_io_reply rep;
 	uint8_t buf[64];
 	const char *why;
 	uint32_t seq;
-	int r, status;
+	int r;
 
 	while (__atomic_test_and_set(&io_busy, __ATOMIC_ACQUIRE))
 		sched_yield();
@@ -162,17 +160,17 @@ static int io_call(uint16_t type, const void *req, size_t len, uint32_t *value)
 		r = recv_msg(io_fd, &h, buf, sizeof(buf), NULL, 0, NULL, &why);
 		if (r <= 0)
 			die_harness_gone("io");
-		if (!why && h.type == PORTER_REPLY && h.seq == seq && h.len >= 4)
+		if (!why && h.type == PORTER_REPLY && h.seq == seq && h.len == sizeof(rep))
 			break;
 		/* not our answer: report it and keep waiting for the right one */
 		send_msg(io_fd, PORTER_ERROR, h.seq, why ? why : "unexpected message on the io channel",
 			 strlen(why ? why : "unexpected message on the io channel"), NULL, 0);
 	}
-	memcpy(&status, buf, 4);
+	memcpy(&rep, buf, sizeof(rep));
 	if (value)
-		*value = h.len >= 8 ? *(uint32_t *)(buf + 4) : 0;
+		*value = rep.value;
 	__atomic_clear(&io_busy, __ATOMIC_RELEASE);
-	return status;
+	return rep.status;
 }
 
 static int pci_get_device(int nr, int *bus, int *slot, int *func)
@@ -241,7 +239,7 @@ static int setup(const struct porter_setup_req *req, size_t len, int *fds, int n
 {
 	int i, err;
 
-	if (len != sizeof(*req) || req->nirqs > 8) {
+	if (len != sizeof(*req) || req->nirqs > PORTER_MAX_DEVICES) {
 		*why = "SETUP payload malformed";
 		return -EINVAL;
 	}
@@ -316,7 +314,7 @@ int main(int argc, char **argv)
 	struct porter_msg_hdr h;
 	struct porter_ready_msg ready;
 	const char *why;
-	int fds[24], nfds, r, err, i;
+	int fds[PORTER_MSG_MAX_FDS], nfds, r, err, i;
 
 	ctl_fd = arg_fd(argc, argv, "--ctl-fd", 3);
 	io_fd = arg_fd(argc, argv, "--io-fd", 4);
@@ -325,7 +323,7 @@ int main(int argc, char **argv)
 
 	/* SETUP first: nothing of the DDE may run before its memory exists */
 	for (;;) {
-		r = recv_msg(ctl_fd, &h, buf, sizeof(buf), fds, 24, &nfds, &why);
+		r = recv_msg(ctl_fd, &h, buf, sizeof(buf), fds, PORTER_MSG_MAX_FDS, &nfds, &why);
 		if (r <= 0)
 			die_harness_gone("control");
 		if (!why && h.type == PORTER_SETUP)
@@ -338,24 +336,24 @@ int main(int argc, char **argv)
 	if (err) {
 		host_error(h.seq, why);
 		fprintf(stderr, "driver-host: setup failed: %s\n", why);
-		return EXIT_BAD_SETUP;
+		return PORTER_EXIT_BAD_SETUP;
 	}
 	host_reply(h.seq, 0, NULL, 0);
 
 	host_dde_start(getenv("PORTER_NO_CPUMASK_FIX") == NULL);
 
 	memset(&ready, 0, sizeof(ready));
-	ready.ndevs = bundle_list_devices(ready.ifnames, 8);
+	ready.ndevs = bundle_list_devices(ready.ifnames, PORTER_MAX_DEVICES);
 	host_send(PORTER_READY, 0, &ready, sizeof(ready), NULL, 0);
 
 	/* The main thread is the DDE process the initcalls ran in: commands run here. */
 	for (;;) {
-		r = recv_msg(ctl_fd, &h, buf, sizeof(buf), fds, 24, &nfds, &why);
+		r = recv_msg(ctl_fd, &h, buf, sizeof(buf), fds, PORTER_MSG_MAX_FDS, &nfds, &why);
 		if (r == 0)
 			die_harness_gone("control");
 		if (r < 0) {
 			fprintf(stderr, "driver-host: control channel: %s\n", strerror(-r));
-			return EXIT_HARNESS_GONE;
+			return PORTER_EXIT_HARNESS_GONE;
 		}
 		for (i = 0; i < nfds; i++)
 			close(fds[i]);

@@ -13,7 +13,8 @@
  * Every message: struct porter_msg_hdr, then `len` payload bytes. All fields
  * little endian, structures packed. A message with a bad magic, version,
  * type or length is answered with ERROR (its text says why) and dropped; the
- * channel stays up. porter/harness/protocol.py is the Python side.
+ * channel stays up. The Python side's constants and layouts are generated
+ * from this file into porter/harness/contract.py (make contract).
  */
 
 #include <stdint.h>
@@ -22,6 +23,8 @@
 #define PORTER_PROTO_VERSION	1
 #define PORTER_MSG_MAX		65536		/* whole message, header included */
 #define PORTER_IFNAMSIZ		16
+#define PORTER_MAX_DEVICES	8		/* PCI devices (irqs) and device names a host serves */
+#define PORTER_MSG_MAX_FDS	(1 + 2 * PORTER_MAX_DEVICES)	/* SETUP's: the memfd, two eventfds per irq */
 
 struct porter_msg_hdr {
 	uint32_t magic;
@@ -53,7 +56,7 @@ enum porter_msg_type {
 	PORTER_STATS = 8,	/* -> reply(status) + stats_reply */
 
 	/* host -> harness (ctl) */
-	PORTER_REPLY = 64,	/* reply_hdr [+ data]; seq = the request's seq (also on io) */
+	PORTER_REPLY = 64,	/* reply_hdr [+ data]; seq = the request's seq; on io: io_reply */
 	PORTER_READY = 65,	/* ready_msg: the DDE is up, initcalls ran */
 	PORTER_RX = 66,		/* ifname_req + frame, from the DDE's RX callback */
 	PORTER_LOG = 67,	/* text */
@@ -69,10 +72,17 @@ enum porter_msg_type {
 	PORTER_PIO_WRITE = 133,		/* pio_req -> reply(status) */
 };
 
+/* The driver host's own exit statuses (ddekit-linux adds enum ddekit_linux_exit). */
+enum porter_host_exit {
+	PORTER_EXIT_OK = 0,		/**< exited: SHUTDOWN was served */
+	PORTER_EXIT_HARNESS_GONE = 3,	/**< exited: the harness closed a channel */
+	PORTER_EXIT_BAD_SETUP = 4,	/**< exited: setup was refused */
+};
+
 struct porter_setup_req {
 	uint32_t mem_size;	/* bytes of the memfd that are DMA memory */
 	uint32_t nirqs;
-	uint32_t irq_lines[8];	/* the first nirqs are used */
+	uint32_t irq_lines[PORTER_MAX_DEVICES];	/* the first nirqs are used */
 } __attribute__((packed));
 
 struct porter_ifname_req {
@@ -88,6 +98,11 @@ struct porter_rx_mode_req {
 
 struct porter_reply_hdr {
 	int32_t status;		/* 0 or a negative Linux errno */
+} __attribute__((packed));
+
+struct porter_io_reply {
+	int32_t status;		/* 0 or a negative Linux errno */
+	uint32_t value;		/* what a read returned */
 } __attribute__((packed));
 
 struct porter_info_reply {
@@ -107,7 +122,7 @@ struct porter_stats_reply {
 
 struct porter_ready_msg {
 	uint32_t ndevs;
-	char ifnames[8][PORTER_IFNAMSIZ];
+	char ifnames[PORTER_MAX_DEVICES][PORTER_IFNAMSIZ];
 } __attribute__((packed));
 
 struct porter_get_device_req {

@@ -10,14 +10,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .contract import ARENA_MAP_PAGES, PAGE_SIZE as PAGE
 from .memory import GuestMemory
 from .pci import PCI_BASE_ADDRESS_0
 from .virtio_pci import (VIRTIO_PCI_ISR, VIRTIO_PCI_QUEUE_NOTIFY, VIRTIO_PCI_QUEUE_NUM, VIRTIO_PCI_QUEUE_PFN,
                          VIRTIO_PCI_QUEUE_SEL, VIRTIO_PCI_STATUS)
 from .vring import U16, ChainError, VringLayout, read_chain
 
-PAGE = 4096
-MAP_PAGES = PAGE * 8          # pages the arena's allocation map (page 0) covers
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ class DmaGuard:
             return (f"lies outside the arena ({self.memory.size} bytes)"
                     + (": virt_to_phys() failed (-1), e.g. a stack address" if addr >= 0xFFFFF000 else ""))
         bitmap = self.memory.buffer
-        for p in range(addr // PAGE, min((addr + length - 1) // PAGE + 1, MAP_PAGES)):
+        for p in range(addr // PAGE, min((addr + length - 1) // PAGE + 1, ARENA_MAP_PAGES)):
             if not bitmap[p // 8] >> (p % 8) & 1:
                 return f"touches page {p}, which the DDE has not allocated"
         return None

@@ -57,9 +57,7 @@ def _describe_exit(code: int | None) -> str:
         return "still running"
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
-    return {3: "exited: the harness closed a channel", 4: "exited: setup was refused",
-            97: "stopped: a DDEKit function the Linux host cannot honour was called",
-            98: "stopped: the driver host set DDEKit up wrongly"}.get(code, f"exited with status {code}")
+    return {**P.HOST_EXIT_DOC, **P.EXIT_DOC}.get(code, f"exited with status {code}")
 
 
 class DriverHost:
@@ -110,7 +108,7 @@ class DriverHost:
         fds = [m.memory.fd]
         for s in m.slots:
             fds += [s.irq_fd, s.resample_fd]
-        payload = P.SETUP.pack(m.memory.size, len(lines), *(lines + [0] * (8 - len(lines))))
+        payload = P.SETUP_REQ.pack(m.memory.size, len(lines), *(lines + [0] * (P.MAX_DEVICES - len(lines))))
         status, _ = self._call(P.Msg.SETUP, payload, fds)
         if status:
             raise self._failure(f"SETUP refused ({status})")
@@ -180,7 +178,7 @@ class DriverHost:
 
     def rx_mode(self, ifname: str = "eth0", promisc=False, allmulti=False, multicast=()) -> None:
         mc = b"".join(bytes(a) for a in multicast)
-        body = P.RX_MODE.pack(P.ifname_bytes(ifname), int(promisc), int(allmulti), len(multicast)) + mc
+        body = P.RX_MODE_REQ.pack(P.ifname_bytes(ifname), int(promisc), int(allmulti), len(multicast)) + mc
         status, _ = self._call(P.Msg.RX_MODE, body)
         if status:
             raise DriverHostError(f"rx mode {ifname}: {os.strerror(-status)} ({status})")
@@ -284,7 +282,7 @@ class DriverHost:
                 name = msg.payload[:P.IFNAMSIZ].rstrip(b"\0").decode()
                 self.rx.put((name, msg.payload[P.IFNAMSIZ:]))
             elif msg.type == P.Msg.READY:
-                n, *names = P.READY.unpack_from(msg.payload)
+                n, *names = P.READY_MSG.unpack_from(msg.payload)
                 self.ready_ifnames = [x.rstrip(b"\0").decode() for x in names[:n]]
                 self._ready.set()
             elif msg.type == P.Msg.LOG:
@@ -306,9 +304,9 @@ class DriverHost:
                 continue
             except Exception as e:       # a backend failure (QEMU gone): tell the host, keep the reason
                 m.errors.append(f"device backend: {e}")
-                status, value = -5, 0xFFFFFFFF
+                status, value = -errno.EIO, 0xFFFFFFFF
             try:
-                P.send(self.io, P.Msg.REPLY, msg.seq, struct.pack("<iI", status, value & 0xFFFFFFFF))
+                P.send(self.io, P.Msg.REPLY, msg.seq, P.IO_REPLY.pack(status, value & 0xFFFFFFFF))
             except OSError:
                 return
 
@@ -316,25 +314,25 @@ class DriverHost:
     def _io_answer(m: Machine, msg: P.Message) -> tuple[int, int]:
         t = msg.type
         if t == P.Msg.PIO_READ:
-            port, size, _ = P.PIO.unpack(msg.payload)
+            port, size, _ = P.PIO_REQ.unpack(msg.payload)
             return 0, m.pio_read(port, size)
         if t == P.Msg.PIO_WRITE:
-            port, size, value = P.PIO.unpack(msg.payload)
+            port, size, value = P.PIO_REQ.unpack(msg.payload)
             m.pio_write(port, size, value)
             return 0, 0
         if t == P.Msg.PCI_GET_DEVICE:
-            (nr,) = P.GET_DEVICE.unpack(msg.payload)
+            (nr,) = P.GET_DEVICE_REQ.unpack(msg.payload)
             s = m.pci_device(nr)
-            return (0, s.bus | s.slot << 8 | s.func << 16) if s else (-19, 0)
+            return (0, s.bus | s.slot << 8 | s.func << 16) if s else (-errno.ENODEV, 0)
         if t in (P.Msg.PCI_READ, P.Msg.PCI_WRITE, P.Msg.PCI_IRQ):
-            bus, slot, func, _, pos, size, value = P.PCI_CFG.unpack(msg.payload)
+            bus, slot, func, _, pos, size, value = P.PCI_CFG_REQ.unpack(msg.payload)
             if t == P.Msg.PCI_IRQ:
                 s = m.find(bus, slot, func)
-                return (0, s.irq) if s else (-19, 0)
+                return (0, s.irq) if s else (-errno.ENODEV, 0)
             if t == P.Msg.PCI_READ:
                 v = m.cfg_read(bus, slot, func, pos, size)
-                return (0, v) if v is not None else (-22, 0xFFFFFFFF)
-            return (0 if m.cfg_write(bus, slot, func, pos, size, value) else -22), 0
+                return (0, v) if v is not None else (-errno.EINVAL, 0xFFFFFFFF)
+            return (0 if m.cfg_write(bus, slot, func, pos, size, value) else -errno.EINVAL), 0
         raise ValueError(f"unknown request type {t}")
 
 

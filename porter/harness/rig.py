@@ -14,7 +14,7 @@ from .machine import Machine
 from .memory import GuestMemory
 from .netns import TapNamespace
 from .qemu import DgramNetdev, QemuDevice, TapNetdev
-from .sim_net import SimNetDevice
+from .sim_net import MAX_FRAME, SimNetDevice
 from .virtio_net import DEFAULT_MAC
 
 BACKENDS = ("qemu", "sim")
@@ -113,14 +113,14 @@ class NetRig(Rig):
 
     def peer_recv(self, timeout: float = 5.0) -> bytes:
         self.peer.settimeout(timeout)
-        return self.peer.recv(65536)
+        return self.peer.recv(MAX_FRAME)
 
     def peer_drain(self) -> list[bytes]:
         got = []
         self.peer.setblocking(False)
         try:
             while True:
-                got.append(self.peer.recv(65536))
+                got.append(self.peer.recv(MAX_FRAME))
         except BlockingIOError:
             pass
         finally:

@@ -89,7 +89,7 @@ def test_port_io_is_trapped(rig):
 
 def test_malformed_messages_are_rejected_not_fatal(rig):
     rig.host.send_raw(b"not a porter message at all")
-    rig.host.send_raw(struct.pack("<IHHII", P.MAGIC, 9, P.Msg.INFO, 7, 0))      # wrong version
+    rig.host.send_raw(P.MSG_HDR.pack(P.MSG_MAGIC, 9, P.Msg.INFO, 7, 0))      # wrong version
     rig.host.send_raw(P.encode(P.Msg.INFO, 8, b"eth0"))                         # name not padded
     with pytest.raises(DriverHostError, match="unknown message type"):
         rig.host._call(200)
