@@ -1,13 +1,22 @@
 """A network namespace with a tap device, where the Linux kernel is the peer."""
 
+import ctypes
+import fcntl
 import os
 import shutil
+import struct
 import subprocess
+import threading
 import uuid
 import weakref
 
 KERNEL_IP = "192.0.2.1"     # TEST-NET-1: never routed anywhere
 PREFIX = 24
+
+
+CLONE_NEWNET = 0x40000000
+TUNSETIFF = 0x400454CA
+IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
 
 
 class NetnsError(RuntimeError):
@@ -56,6 +65,37 @@ class TapNamespace:
     @property
     def kernel_ip(self) -> str:
         return KERNEL_IP
+
+    def open_tap(self) -> int:
+        """An fd on the namespace's tap (one frame per read and write), for a device model in this process.
+
+        The tap lives in the namespace, so a short-lived thread joins it
+        (setns affects only the calling thread) to attach; the fd stays bound
+        to the tap afterwards, wherever it is used."""
+        result: list = []
+
+        def attach() -> None:
+            libc = ctypes.CDLL(None, use_errno=True)
+            try:
+                with open(f"/run/netns/{self.name}") as ns:
+                    if libc.setns(ns.fileno(), CLONE_NEWNET):
+                        raise OSError(ctypes.get_errno(), "setns")
+                fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
+                try:
+                    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", self.ifname.encode(), IFF_TAP | IFF_NO_PI))
+                except OSError:
+                    os.close(fd)
+                    raise
+                result.append(fd)
+            except OSError as e:
+                result.append(e)
+
+        t = threading.Thread(target=attach, name="netns-tap")
+        t.start()
+        t.join()
+        if isinstance(result[0], OSError):
+            raise NetnsError(f"cannot attach to {self.ifname} in {self.name}: {result[0]}")
+        return result[0]
 
     def kernel_mac(self) -> bytes:
         out = _ip("-n", self.name, "-o", "link", "show", self.ifname)

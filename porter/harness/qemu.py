@@ -30,6 +30,7 @@ QEMU_BINARY = os.environ.get("PORTER_QEMU", "qemu-system-x86_64")
 # The pure legacy device a 2.6 driver expects (PCI 1af4:10xx, I/O BAR0);
 # only INTx reaches the harness, so no MSI-X vectors.
 LEGACY_OPTIONS: Mapping[str, str] = {"disable-modern": "on", "vectors": "0"}
+DEVICE_ID = "dev0"           # the -device id: what QMP commands about the device name
 _OUTPUT_TAIL = 4000          # characters of QEMU output an exception carries
 _TERM_GRACE = 3.0            # seconds between SIGTERM and SIGKILL
 
@@ -135,7 +136,7 @@ class QemuDevice:
 
     def _command(self, qemu: str, options: Mapping[str, object], extra_args: Sequence[str],
                  fd: int) -> list[str]:
-        props = {"id": "dev0"}
+        props = {"id": DEVICE_ID}
         if self.netdev is not None:
             props["netdev"] = "net0"
         if self.mac is not None:
@@ -154,7 +155,7 @@ class QemuDevice:
         elif self.netdev is not None:
             raise TypeError(f"unknown netdev {self.netdev!r}")
         cmd += list(extra_args)
-        cmd += ["-object", f"x-remote-object,id=robj0,devid=dev0,fd={fd}"]
+        cmd += ["-object", f"x-remote-object,id=robj0,devid={DEVICE_ID},fd={fd}"]
         if self.netns is not None:
             # ip execs QEMU in place (no fork), so self.proc is QEMU itself.
             cmd = ["ip", "netns", "exec", self.netns] + cmd

@@ -3,6 +3,7 @@ driver host on top, and (for a NIC) the test's own peer on the wire; torn down
 whole on every exit path (a context manager)."""
 
 import contextlib
+import os
 import shutil
 import socket
 import tempfile
@@ -13,7 +14,7 @@ from .driver_host import DriverHost
 from .machine import Machine
 from .memory import GuestMemory
 from .netns import TapNamespace
-from .qemu import DgramNetdev, QemuDevice, TapNetdev
+from .qemu import DEVICE_ID as QEMU_DEVICE_ID, DgramNetdev, QemuDevice, TapNetdev
 from .sim_net import MAX_FRAME, SimNetDevice
 from .virtio_net import DEFAULT_MAC
 
@@ -79,13 +80,11 @@ class NetRig(Rig):
     """virtio-net on a device backend: QEMU's own device model (backend="qemu",
     device_options = its -device properties) or porter's model (backend="sim",
     device_options = SimNetDevice's features and faults). The wire's other end is a
-    UNIX datagram socket of the test (wire="dgram") or, with QEMU and wire="tap",
-    a tap device in a fresh network namespace where the Linux kernel answers."""
+    UNIX datagram socket of the test (wire="dgram") or, with wire="tap", a tap
+    device in a fresh network namespace where the Linux kernel answers."""
 
     def __init__(self, host_executable: Path, *, backend: str = "qemu", mac: str = DEFAULT_MAC,
                  device_options=None, qemu_options=None, wire: str = "dgram", **rig_options):
-        if backend == "sim" and wire != "dgram":
-            raise ValueError("the sim backend has a datagram wire only")
         if wire not in ("dgram", "tap"):
             raise ValueError(f"wire must be 'dgram' or 'tap', not {wire!r}")
         self.mac = mac
@@ -104,6 +103,13 @@ class NetRig(Rig):
             self.peer.bind(str(self.dir / "peer.sock"))
             netdev = DgramNetdev(str(self.dir / "peer.sock"))
         if self.backend == "sim":
+            if self.netns is not None:
+                fd = self.netns.open_tap()
+                try:
+                    return SimNetDevice(tap_fd=fd, mac=self.mac, **self.device_options)
+                except BaseException:
+                    os.close(fd)
+                    raise
             return SimNetDevice(str(self.dir / "peer.sock"), mac=self.mac, **self.device_options)
         return QemuDevice("virtio-net-pci", netdev=netdev, mac=self.mac, options=self.device_options,
                           netns=self.netns.name if self.netns else None)
@@ -126,6 +132,13 @@ class NetRig(Rig):
         finally:
             self.peer.setblocking(True)
         return got
+
+    def set_link(self, up: bool) -> None:
+        """Take the NIC's link down or up, as a cable would: QEMU's set_link, or the sim's."""
+        if self.qemu is not None:
+            self.qemu.qmp("set_link", name=QEMU_DEVICE_ID, up=up)
+        else:
+            self.device.set_link(up)
 
     @property
     def mac_bytes(self) -> bytes:

@@ -1,8 +1,10 @@
-"""The `sim` virtio-net: a Python model of legacy virtio-net-pci on a UNIX datagram wire, deterministic and able to misbehave.
+"""The `sim` virtio-net: a Python model of legacy virtio-net-pci, deterministic and able to misbehave.
 
-Frames the driver transmits go as datagrams from ``netdev_path`` to the
-peer's socket; datagrams sent to ``netdev_path`` are received, as with
-QEMU's ``-netdev dgram``. What is common to every device (registers,
+Its wire is a UNIX datagram socket (``DgramWire``: frames the driver
+transmits go from ``netdev_path`` to the peer's socket, datagrams sent to
+``netdev_path`` are received, as with QEMU's ``-netdev dgram``) or a tap
+device (``TapWire``: the Linux kernel is the peer, as with ``-netdev
+tap``). What is common to every device (registers,
 queues, interrupts, the worker, the hostile switches) is
 ``virtio_device.VirtioPciDevice``; this module is virtio-net's part: the
 TX, RX and control queues, the device config, the RX filter.
@@ -77,11 +79,83 @@ class RxFilter:
     vlans: set[int] = field(default_factory=set)
 
 
+class DgramWire:
+    """The wire as a bound UNIX datagram socket at ``path``; frames go to ``peer_path``."""
+
+    def __init__(self, path: str, peer_path: Optional[str]) -> None:
+        self.path, self.peer_path = path, peer_path
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            self._sock.bind(path)
+            self._sock.setblocking(False)     # the worker never blocks on the wire; poll says when
+        except BaseException:
+            self._sock.close()
+            raise
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def send(self, frame: bytes) -> Optional[bool]:
+        """True: sent; False: the peer's queue is full (try again); None: dropped (no peer)."""
+        if self.peer_path is None:
+            return None
+        try:
+            self._sock.sendto(frame, self.peer_path)
+        except BlockingIOError:
+            return False
+        except OSError:                 # no peer bound, frame too big: the wire drops it, as QEMU's does
+            return None
+        return True
+
+    def recv_into(self, buf: bytearray) -> Optional[int]:
+        try:
+            return self._sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            return None
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class TapWire:
+    """The wire as a tap fd (one frame per read and write); the device owns and closes it."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        os.set_blocking(fd, False)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def send(self, frame: bytes) -> Optional[bool]:
+        try:
+            os.write(self._fd, frame)
+        except BlockingIOError:
+            return False
+        except OSError:                 # the tap is down, or the frame too big: dropped
+            return None
+        return True
+
+    def recv_into(self, buf: bytearray) -> Optional[int]:
+        try:
+            return os.readv(self._fd, [buf])
+        except (BlockingIOError, InterruptedError):
+            return None
+
+    def close(self) -> None:
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+
+
 class SimNetDevice(VirtioPciDevice):
     """A legacy virtio-net-pci device (1af4:1000) modelled in Python.
 
     Queues: 0 RX, 1 TX, 2 control (when CTRL_VQ is offered), ``queue_size``
-    entries each. ``faults`` are ``virtio_device.Faults`` fields.
+    entries each. ``faults`` are ``virtio_device.Faults`` fields. The wire is
+    a datagram socket (``peer_path``: where frames go) or, with ``tap_fd``,
+    a tap device (the device takes the fd over).
 
     What tests look at, besides the base's: ``ctrl_commands``, ``rx_filter``,
     and the counters ``frames_tx`` (frames put on the wire), ``frames_rx``
@@ -94,10 +168,14 @@ class SimNetDevice(VirtioPciDevice):
     CLASS_CODE = PCI_CLASS_NETWORK_ETHERNET
     SUPPORTED_FEATURES = SUPPORTED_FEATURES
 
-    def __init__(self, peer_path: Optional[str] = None, *, mac: str = DEFAULT_MAC,
+    def __init__(self, peer_path: Optional[str] = None, *, tap_fd: Optional[int] = None, mac: str = DEFAULT_MAC,
                  features: int = DEFAULT_FEATURES, queue_size: int = QUEUE_SIZE, **faults: object) -> None:
+        if peer_path is not None and tap_fd is not None:
+            raise ValueError("a SimNetDevice has one wire: a datagram peer_path or a tap_fd, not both")
         self.mac = parse_mac(mac)
         self.peer_path = peer_path
+        self.netdev_path: Optional[str] = None
+        self._tap_fd = tap_fd
         self.link_up = True
         self.ctrl_commands: list[CtrlCommand] = []
         self.frames_tx = self.frames_rx = 0
@@ -106,21 +184,22 @@ class SimNetDevice(VirtioPciDevice):
         self._rx_buf = bytearray(MAX_FRAME + 1)    # one byte more, to tell an oversized datagram
         self._rx_more = False                      # the last RX burst stopped at its limit
         self._tx_retry = False                     # the wire was full: TX ring not drained
-        self._sock: Optional[socket.socket] = None
+        self._wire = None
         super().__init__(features=features, queue_size=queue_size, faults=faults)
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"netdev={self.netdev_path!r}"
+        state = "closed" if self._closed else f"netdev={self.netdev_path!r}" if self.netdev_path else "tap"
         return f"SimNetDevice(mac={self.mac.hex(':')}, features={self.features:#x}, {state})"
 
     # -- the model's part of VirtioPciDevice -----------------------------------------------
 
-    def open_resources(self, workdir: str, sockets: list[socket.socket]) -> None:
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sockets.append(self._sock)
-        self.netdev_path = os.path.join(workdir, "net.sock")
-        self._sock.bind(self.netdev_path)
-        self._sock.setblocking(False)     # the worker never blocks on the wire; poll says when
+    def open_resources(self, workdir: str, owned: list) -> None:
+        if self._tap_fd is not None:
+            self._wire = TapWire(self._tap_fd)
+        else:
+            self.netdev_path = os.path.join(workdir, "net.sock")
+            self._wire = DgramWire(self.netdev_path, self.peer_path)
+        owned.append(self._wire)
 
     def queue_names(self) -> list[str]:
         return ["rx", "tx"] + (["ctrl"] if self.features & bit(VIRTIO_NET_F_CTRL_VQ) else [])
@@ -150,8 +229,8 @@ class SimNetDevice(VirtioPciDevice):
     def poll_fds(self) -> list[int]:
         # Hold one frame; the rest wait in the socket, as in QEMU. Before DRIVER_OK
         # frames wait there too: setting it wakes the worker.
-        if self._rx_pending is None and self._sock is not None and self._ram is not None and self._running:
-            return [self._sock.fileno()]
+        if self._rx_pending is None and self._wire is not None and self._ram is not None and self._running:
+            return [self._wire.fileno()]
         return []
 
     def poll_timeout(self) -> Optional[int]:
@@ -210,18 +289,15 @@ class SimNetDevice(VirtioPciDevice):
 
     def _send(self, frame: bytes) -> bool:
         """Put ``frame`` on the wire; False if the peer's queue is full (try again later)."""
-        if self.peer_path is None:
+        if not self.link_up:            # QEMU drops what a NIC with its link down sends
             self.tx_dropped += 1
             return True
-        try:
-            self._sock.sendto(frame, self.peer_path)
-        except BlockingIOError:
-            return False
-        except OSError:                 # no peer bound, frame too big: the wire drops it, as QEMU's does
+        sent = self._wire.send(frame)
+        if sent is None:
             self.tx_dropped += 1
-            return True
-        self.frames_tx += 1
-        return True
+        elif sent:
+            self.frames_tx += 1
+        return sent is not False
 
     # -- control queue -------------------------------------------------------------------------
 
@@ -269,9 +345,8 @@ class SimNetDevice(VirtioPciDevice):
     # -- RX --------------------------------------------------------------------------------------
 
     def _recv_frame(self) -> Optional[bytes]:
-        try:
-            n = self._sock.recv_into(self._rx_buf)
-        except (BlockingIOError, InterruptedError):
+        n = self._wire.recv_into(self._rx_buf)
+        if n is None:
             return None
         if n > MAX_FRAME:
             self.rx_dropped += 1        # no Ethernet frame is that long
@@ -291,6 +366,9 @@ class SimNetDevice(VirtioPciDevice):
 
     def _deliver(self, queue: DeviceQueue, frame: bytes) -> bool:
         """Write ``frame`` into posted RX buffers. False: not enough buffers yet (frame kept)."""
+        if not self.link_up:            # ... and what would reach it
+            self.rx_dropped += 1
+            return True
         if not self._accepts(frame):
             self.rx_filtered += 1
             return True

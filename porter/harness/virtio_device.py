@@ -21,7 +21,6 @@ import os
 import random
 import select
 import shutil
-import socket
 import tempfile
 import threading
 import weakref
@@ -51,6 +50,12 @@ class Faults(UsedFaults):
     no_interrupts: bool = False     # never write the irqfd
     interrupt_storm: bool = False   # keep the line up with ISR_QUEUE set though nothing was used
 
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        wake = self.__dict__.get("_wake")
+        if wake is not None:                    # a switch flipped at run time acts now
+            wake()
+
 
 @dataclass
 class _Resources:
@@ -59,7 +64,7 @@ class _Resources:
     stop_fd: int
     wake_fd: int
     fds: list[int] = field(default_factory=list)            # our dups of the irqfds
-    sockets: list[socket.socket] = field(default_factory=list)
+    owned: list = field(default_factory=list)              # the model's wires: anything with close()
     thread: Optional[threading.Thread] = None
 
 
@@ -67,8 +72,8 @@ def _cleanup(res: _Resources) -> None:
     if res.thread is not None and res.thread.is_alive():
         os.eventfd_write(res.stop_fd, 1)
         res.thread.join(5.0)
-    for s in res.sockets:
-        s.close()
+    for thing in res.owned:
+        thing.close()
     for fd in [res.stop_fd, res.wake_fd] + res.fds:
         try:
             os.close(fd)
@@ -95,7 +100,8 @@ class VirtioPciDevice:
     ``open_resources``. Everything those hooks do runs under ``self._lock``.
 
     What tests look at: ``errors`` (device errors, one string each),
-    ``queue_broken(i)``, ``notifies`` (queue kicks), ``interrupts`` (irqfd writes).
+    ``queue_broken(i)``, ``notifies`` (queue kicks), ``interrupts`` (irqfd writes),
+    ``spurious_interrupts`` (those of interrupt_storm).
     """
 
     PCI_DEVICE_ID: int
@@ -118,8 +124,10 @@ class VirtioPciDevice:
         self.features = features
         self.queue_size = queue_size
         self.faults = self.FAULTS(**faults)
+        self.faults.__dict__["_wake"] = self._wake
         self.errors: list[str] = []
         self.notifies = self.interrupts = 0
+        self.spurious_interrupts = 0              # interrupt_storm's: raised with nothing used
 
         self._lock = threading.Lock()
         self._junk = random.Random(0x5EED)        # garbage_config: deterministic junk
@@ -140,7 +148,7 @@ class VirtioPciDevice:
                                os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK))
         self._finalizer = weakref.finalize(self, _cleanup, self._res)
         try:
-            self.open_resources(self._res.workdir, self._res.sockets)
+            self.open_resources(self._res.workdir, self._res.owned)
             self._res.thread = threading.Thread(target=self._run, name=f"sim-{name}-{id(self):x}", daemon=True)
             self._res.thread.start()
         except BaseException:
@@ -167,8 +175,8 @@ class VirtioPciDevice:
     def device_reset(self) -> None:
         """Forget the device's own state at a virtio reset (queues and registers are the base's)."""
 
-    def open_resources(self, workdir: str, sockets: list[socket.socket]) -> None:
-        """Open what the model needs (a wire); sockets put in ``sockets`` close with the device."""
+    def open_resources(self, workdir: str, owned: list) -> None:
+        """Open what the model needs (a wire); what it puts in ``owned`` is closed with the device."""
 
     def poll_fds(self) -> list[int]:
         """Further fds the worker wakes on (a wire with data)."""
@@ -184,7 +192,7 @@ class VirtioPciDevice:
     # -- life cycle ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the worker, close the model's sockets and the irqfd copies, unmap guest memory. Idempotent."""
+        """Stop the worker, close the model's wires and the irqfd copies, unmap guest memory. Idempotent."""
         with self._lock:
             self._closed = True
         self._finalizer()
@@ -393,6 +401,7 @@ class VirtioPciDevice:
         if self.faults.interrupt_storm and self._running and not self._line_up:
             self._isr |= VIRTIO_PCI_ISR_QUEUE
             self._raise_irq()
+            self.spurious_interrupts += 1
 
     # -- the worker ---------------------------------------------------------------------------------
 

@@ -40,3 +40,41 @@ def driver_features(virtio_net_tree) -> set[str]:
     names = set(re.findall(r"\bVIRTIO_\w+_F_\w+", table.group(1))) if table else set()
     ring = (virtio_net_tree / "virtio_ring.c").read_text()
     return names | set(re.findall(r"case (VIRTIO_RING_F_\w+):", ring))
+
+
+# -- backends -------------------------------------------------------------------------------
+# A test that takes the `backend` fixture runs once per device backend; @pytest.mark.backends("sim")
+# limits it. PORTER_TEST_BACKENDS (what `porter test --device` sets) picks backends for a run.
+BACKENDS = ("qemu", "sim")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backends(*names): the device backends a harness test runs on "
+                                       "(default: all of qemu, sim)")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        metafunc.parametrize("backend", marker.args if marker else BACKENDS)
+
+
+def pytest_collection_modifyitems(config, items):
+    chosen = os.environ.get("PORTER_TEST_BACKENDS")
+    if not chosen:
+        return
+    keep, drop = [], []
+    for item in items:
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("backend")
+        (drop if backend and backend not in chosen.split(",") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture
+def backend_ready(request, backend):
+    """The backend, once what it needs is there (QEMU: installed; never skipped in CI)."""
+    if backend == "qemu":
+        request.getfixturevalue("qemu_available")
+    return backend

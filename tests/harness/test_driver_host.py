@@ -3,7 +3,6 @@ driver host, probing QEMU's own virtio-net-pci through the harness."""
 
 import os
 import signal
-import struct
 import time
 
 import pytest
