@@ -1,10 +1,12 @@
-"""Frames per second through the ported virtio-net (driver host on the real DDE),
-on QEMU's device and on the sim, next to the harness's own minimal ring loop on
-the same device (the ceiling). A benchmark: it prints figures, asserts nothing
-about speed. Run: make bench (or python benchmarks/net_throughput.py [--frames N])."""
+"""Frames per second through the ported virtio-net (driver host on the real DDE,
+DMA guard on), on QEMU's device and on the sim, next to the harness's own
+minimal ring loop on the same device (the ceiling), and their ratio: the
+median of several runs. A benchmark: it prints figures, asserts nothing about
+speed. Run: make bench (or python benchmarks/net_throughput.py [--frames N] [--runs N])."""
 
 import argparse
 import shutil
+import statistics
 import socket
 import sys
 import tempfile
@@ -46,8 +48,7 @@ def through_driver(host_exe, backend, n):
         reader = threading.Thread(target=lambda: got.extend(rig.peer_recv(10) for _ in range(n)))
         reader.start()
         t0 = time.perf_counter()
-        for f in tx:
-            rig.host.send(f)
+        rig.host.send_many(tx, timeout=30)
         reader.join()
         t_tx = time.perf_counter() - t0
         assert len(got) == n
@@ -60,6 +61,7 @@ def through_driver(host_exe, backend, n):
         t_rx = time.perf_counter() - t0
         sender.join()
         stats = rig.host.stats()
+        assert rig.dma.violations == [] and rig.dma.chains_checked > 0
         return t_tx, t_rx, stats
 
 
@@ -108,21 +110,28 @@ def ring_ceiling(backend, n):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=5000)
+    ap.add_argument("--runs", type=int, default=3, help="runs per figure; the median is printed")
     ap.add_argument("--version", default="2.6.32")
     args = ap.parse_args(argv)
+    n = args.frames
     inputs = load_inputs("virtio-net", args.version)
     tmp = Path(tempfile.mkdtemp(prefix="porter-bench-tree-"))
     try:
         emit_tree(plan_port(inputs, scan_inputs(inputs)), tmp / "tree")
         dde = require_dde()
         host = build_host(tmp / "tree", dde, ensure_build(dde, log=lambda m: None), log=lambda m: None)
-        print(f"virtio-net {args.version}, frames of {SIZE} bytes, {args.frames} each way")
+        print(f"virtio-net {args.version}, frames of {SIZE} bytes, {n} each way, median of {args.runs} runs")
         for backend in ("qemu", "sim"):
-            t_tx, t_rx, stats = through_driver(host.executable, backend, args.frames)
-            print(f"{backend:4} ported driver  TX {rate(args.frames, t_tx)}   RX {rate(args.frames, t_rx)}"
-                  f"   ({stats.portio_traps} trapped port accesses)")
-            c_tx, c_rx = ring_ceiling(backend, args.frames)
-            print(f"{backend:4} ring loop      TX {rate(args.frames, c_tx)}   RX {rate(args.frames, c_rx)}")
+            driver = [through_driver(host.executable, backend, n) for _ in range(args.runs)]
+            ring = [ring_ceiling(backend, n) for _ in range(args.runs)]
+            d_tx, d_rx = (statistics.median(r[i] for r in driver) for i in (0, 1))
+            c_tx, c_rx = (statistics.median(r[i] for r in ring) for i in (0, 1))
+            traps = statistics.median(r[2].portio_traps for r in driver)
+            print(f"{backend:4} ported driver  TX {rate(n, d_tx)}   RX {rate(n, d_rx)}   "
+                  f"({traps:.0f} trapped port accesses)")
+            print(f"{backend:4} ring loop      TX {rate(n, c_tx)}   RX {rate(n, c_rx)}")
+            print(f"{backend} TX ratio {c_tx / d_tx:.2f}")
+            print(f"{backend} RX ratio {c_rx / d_rx:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -117,7 +117,8 @@ def build_host(tree: Path, dde: DdeTree, dde_build, output: Path | None = None, 
             _run(["gcc", "-c", str(src), "-o", str(obj), *compiler_flags(dde, tree, src.stem, "gcc")],
                  f"compiling {src.name}", cwd=tree)
             objs.append(obj)
-        host_main = compile_host_side(dde, [DRIVER_HOST / "host_main.c", service.libc_side], objdir)
+        host_main = compile_host_side(dde, [DRIVER_HOST / "host_main.c", DRIVER_HOST / "frame_ring.c",
+                                            service.libc_side], objdir)
         link_dde_program(objs + host_main, dde_build, output)
         stamp.write_text(json.dumps({"inputs": digest, "tree": str(tree)}, indent=1) + "\n")
         log(f"porter build: {output}")

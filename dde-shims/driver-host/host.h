@@ -18,9 +18,21 @@
 void host_reply(uint32_t seq, int32_t status, const void *data, size_t len);
 void host_send(uint16_t type, uint32_t seq, const void *a, size_t alen, const void *b, size_t blen);
 void host_error(uint32_t seq, const char *text);	/* an ERROR message: why a request was refused */
+/* the fds that came with the request being served: the service takes them (it closes them) */
+int host_take_fds(int *out, int max);
 
 /* provided by the bundle's host_<name>.c */
 int bundle_serve(const struct porter_msg_hdr *h, const uint8_t *buf);	/* 1: served, 0: not its type */
 void bundle_stats(struct porter_stats_reply *s);	/* fill the bundle's counters */
+
+/*
+ * Optional (the core has empty defaults): fds of the service's own that the
+ * main thread, the DDE process commands run in, waits on beside the control
+ * channel; then the service's work for them.  *timeout_us: how soon it wants
+ * to run again without an event (-1: no need).
+ */
+struct pollfd;
+int bundle_poll_fds(struct pollfd *fds, int max, long *timeout_us);
+void bundle_poll_work(const struct pollfd *fds, int n);
 
 #endif /* PORTER_HOST_H */

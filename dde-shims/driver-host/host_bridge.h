@@ -22,6 +22,7 @@ struct host_netdev_info {
 
 int host_net_open(const char *ifname);		/* 0 or -errno */
 int host_net_close(const char *ifname);
+/* 0; -EAGAIN while the driver has stopped its queue (keep the frame, come back); -ENETDOWN, ... */
 int host_net_xmit(const char *ifname, const void *frame, int len);
 int host_net_info(const char *ifname, struct host_netdev_info *info);
 int host_net_rx_mode(const char *ifname, int promisc, int allmulti,

@@ -1,6 +1,7 @@
 /* host_main.c - the driver host's core: runs a ported tree on the real libdde_linux26 and serves porter's harness. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -69,10 +70,15 @@ void host_error(uint32_t seq, const char *text)
 	host_send(PORTER_ERROR, seq, text, strlen(text), NULL, 0);
 }
 
+static void io_sync(void);
+
+/* A reply (and READY) follows every port write the request made: the harness
+ * reads what the device saw once it has the answer. */
 void host_reply(uint32_t seq, int32_t status, const void *data, size_t len)
 {
 	struct porter_reply_hdr r = { status };
 
+	io_sync();
 	host_send(PORTER_REPLY, seq, &r, sizeof(r), data, len);
 }
 
@@ -142,6 +148,17 @@ static int recv_msg(int fd, struct porter_msg_hdr *h, uint8_t *buf, size_t cap,
  * only async-signal-safe calls.  The trap is synchronous (the thread's own
  * in/out), so a thread never re-enters here while it holds the lock.
  */
+static void io_lock(void)
+{
+	while (__atomic_test_and_set(&io_busy, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+
+static void io_unlock(void)
+{
+	__atomic_clear(&io_busy, __ATOMIC_RELEASE);
+}
+
 static int io_call(uint16_t type, const void *req, size_t len, uint32_t *value)
 {
 	struct porter_msg_hdr h;
@@ -151,8 +168,7 @@ static int io_call(uint16_t type, const void *req, size_t len, uint32_t *value)
 	uint32_t seq;
 	int r;
 
-	while (__atomic_test_and_set(&io_busy, __ATOMIC_ACQUIRE))
-		sched_yield();
+	io_lock();
 	seq = ++io_seq;
 	if (send_msg(io_fd, type, seq, req, len, NULL, 0) < 0)
 		die_harness_gone("io");
@@ -169,7 +185,7 @@ static int io_call(uint16_t type, const void *req, size_t len, uint32_t *value)
 	memcpy(&rep, buf, sizeof(rep));
 	if (value)
 		*value = rep.value;
-	__atomic_clear(&io_busy, __ATOMIC_RELEASE);
+	io_unlock();
 	return rep.status;
 }
 
@@ -221,11 +237,30 @@ static uint32_t pio_read(uint16_t port, int size)
 	return v;
 }
 
+/*
+ * Port writes are posted: nothing the driver does waits on their outcome
+ * (a queue notify, above all), and the harness serves the io channel in
+ * order, so a later read still sees every earlier write done, and the DMA
+ * guard still checks the chains before the device hears of them.
+ */
+static int io_posted;	/* posted writes sent since the last synchronous io call */
+
 static void pio_write(uint16_t port, int size, uint32_t val)
 {
 	struct porter_pio_req req = { port, (uint16_t)size, val };
 
-	io_call(PORTER_PIO_WRITE, &req, sizeof(req), NULL);
+	io_lock();
+	if (send_msg(io_fd, PORTER_PIO_WRITE_POSTED, ++io_seq, &req, sizeof(req), NULL, 0) < 0)
+		die_harness_gone("io");
+	io_posted = 1;
+	io_unlock();
+}
+
+/* Wait until the harness has served every posted write (it serves io in order). */
+static void io_sync(void)
+{
+	if (__atomic_exchange_n(&io_posted, 0, __ATOMIC_ACQ_REL))
+		io_call(PORTER_IO_SYNC, NULL, 0, NULL);
 }
 
 static const struct ddekit_linux_pci_ops harness_pci = {
@@ -273,6 +308,64 @@ static int setup(const struct porter_setup_req *req, size_t len, int *fds, int n
 }
 
 /* ---------------------------------------------------------------- commands */
+
+/* the fds of the request being served, until the service takes them */
+static int msg_fds[PORTER_MSG_MAX_FDS], msg_nfds;
+
+int host_take_fds(int *out, int max)
+{
+	int n = msg_nfds < max ? msg_nfds : max;
+
+	memcpy(out, msg_fds, n * sizeof(int));
+	memmove(msg_fds, msg_fds + n, (msg_nfds - n) * sizeof(int));
+	msg_nfds -= n;
+	return n;
+}
+
+static void close_msg_fds(void)
+{
+	while (msg_nfds > 0)
+		close(msg_fds[--msg_nfds]);
+}
+
+/* a service with nothing of its own to wait on */
+__attribute__((weak)) int bundle_poll_fds(struct pollfd *fds, int max, long *timeout_us)
+{
+	(void)fds, (void)max;
+	*timeout_us = -1;
+	return 0;
+}
+
+__attribute__((weak)) void bundle_poll_work(const struct pollfd *fds, int n)
+{
+	(void)fds, (void)n;
+}
+
+/* Wait for the control channel or the service's fds; run the service's work. 1: a control message is there. */
+static int wait_for_work(void)
+{
+	struct pollfd fds[1 + 8];
+	struct timespec ts, *tp = NULL;
+	long timeout_us;
+	int n, r;
+
+	for (;;) {
+		fds[0] = (struct pollfd){ .fd = ctl_fd, .events = POLLIN };
+		n = bundle_poll_fds(fds + 1, 8, &timeout_us);
+		if (timeout_us >= 0) {
+			ts.tv_sec = timeout_us / 1000000;
+			ts.tv_nsec = (timeout_us % 1000000) * 1000;
+			tp = &ts;
+		} else
+			tp = NULL;
+		r = ppoll(fds, 1 + n, tp, NULL);
+		if (r < 0 && errno != EINTR)
+			return 1;		/* let recv_msg report it */
+		bundle_poll_work(fds + 1, n);
+		if (r > 0 && fds[0].revents)
+			return 1;
+	}
+}
 
 /* The core's own requests; the bundle's service gets every other type. 1: stop. */
 static int serve_one(const struct porter_msg_hdr *h, const uint8_t *buf)
@@ -344,24 +437,28 @@ int main(int argc, char **argv)
 
 	memset(&ready, 0, sizeof(ready));
 	ready.ndevs = bundle_list_devices(ready.ifnames, PORTER_MAX_DEVICES);
+	io_sync();
 	host_send(PORTER_READY, 0, &ready, sizeof(ready), NULL, 0);
 
-	/* The main thread is the DDE process the initcalls ran in: commands run here. */
+	/* The main thread is the DDE process the initcalls ran in: commands, and the
+	 * service's own work (frames from a ring), run here. */
 	for (;;) {
-		r = recv_msg(ctl_fd, &h, buf, sizeof(buf), fds, PORTER_MSG_MAX_FDS, &nfds, &why);
+		wait_for_work();
+		r = recv_msg(ctl_fd, &h, buf, sizeof(buf), msg_fds, PORTER_MSG_MAX_FDS, &msg_nfds, &why);
 		if (r == 0)
 			die_harness_gone("control");
 		if (r < 0) {
 			fprintf(stderr, "driver-host: control channel: %s\n", strerror(-r));
 			return PORTER_EXIT_HARNESS_GONE;
 		}
-		for (i = 0; i < nfds; i++)
-			close(fds[i]);
 		if (why) {
+			close_msg_fds();
 			host_error(h.seq, why);
 			continue;
 		}
-		if (serve_one(&h, buf))
+		r = serve_one(&h, buf);
+		close_msg_fds();
+		if (r)
 			break;
 	}
 	fflush(stdout);

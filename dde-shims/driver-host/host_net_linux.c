@@ -85,6 +85,11 @@ int host_net_xmit(const char *ifname, const void *frame, int len)
 		dev_put(dev);
 		return -ENETDOWN;
 	}
+	/* the DDE has no qdisc to hold the frame: the caller keeps it and comes back */
+	if (netif_queue_stopped(dev)) {
+		dev_put(dev);
+		return -EAGAIN;
+	}
 	/* linux_pkg_xmit returns positive Mach-style errors and NETDEV_TX_* codes */
 	err = linux_pkg_xmit((char *)frame, len, NULL, NULL, dev);
 	dev_put(dev);

@@ -38,7 +38,7 @@ struct porter_msg_hdr {
  * Message types: the core's (host_main.c) and each bundle's service
  * (host_<name>.c) keep to their own ranges, so services never collide:
  *   1, 7, 8        core requests          64-69    core, host -> harness
- *   2-6            virtio-net requests    70-79    virtio-net, host -> harness
+ *   2-6, 9-15      virtio-net requests    70-79    virtio-net, host -> harness
  *   16-31          virtio-rng requests    80-89    virtio-rng, host -> harness
  *   32-47          virtio-blk requests    90-99    virtio-blk, host -> harness
  *   128-           io channel (host -> harness requests)
@@ -54,6 +54,7 @@ enum porter_msg_type {
 	PORTER_RX_MODE = 6,	/* rx_mode_req + n * 6-byte multicast addresses -> reply(status) */
 	PORTER_SHUTDOWN = 7,	/* -> BYE, then the host exits 0 */
 	PORTER_STATS = 8,	/* -> reply(status) + stats_reply */
+	PORTER_NET_RINGS = 9,	/* net_rings_req; fds: memfd, tx ready, tx space, rx ready, rx space -> reply(status) */
 
 	/* host -> harness (ctl) */
 	PORTER_REPLY = 64,	/* reply_hdr [+ data]; seq = the request's seq; on io: io_reply */
@@ -70,6 +71,8 @@ enum porter_msg_type {
 	PORTER_PCI_IRQ = 131,		/* pci_cfg_req (pos = pin) -> reply(status) + u32 irq */
 	PORTER_PIO_READ = 132,		/* pio_req -> reply(status) + u32 value */
 	PORTER_PIO_WRITE = 133,		/* pio_req -> reply(status) */
+	PORTER_PIO_WRITE_POSTED = 134,	/* pio_req, no reply: the host goes on at once (a queue notify) */
+	PORTER_IO_SYNC = 135,		/* -> reply(status) once every io message before it was served */
 };
 
 /* The driver host's own exit statuses (ddekit-linux adds enum ddekit_linux_exit). */
@@ -117,7 +120,46 @@ struct porter_stats_reply {
 	uint32_t arena_in_use;	/* bytes of DMA memory allocated */
 	uint32_t portio_traps;
 	uint32_t rx_frames;	/* delivered through the RX callback */
-	uint32_t tx_frames;
+	uint32_t tx_frames;	/* taken by the driver */
+	uint32_t tx_dropped;	/* refused by it (interface down, bad frame): from a frame ring, counted */
+	uint32_t rx_dropped;	/* too big for a frame ring's slot */
+} __attribute__((packed));
+
+/*
+ * Frame rings (virtio-net): frames between the harness and the host without
+ * a message each.  NET_RINGS hands over a memfd with two rings, TX (the
+ * harness produces, the host consumes) at offset 0 and RX (the host
+ * produces) at ring_bytes = sizeof(ring) + slots * slot_size, rounded up to
+ * PORTER_FRAME_RING_ALIGN,
+ * and per ring two eventfds: "ready" (producer to consumer: frames published)
+ * and "space" (consumer to producer: slots freed).  One producer, one
+ * consumer; indices run free (u32), slot i is at i % slots.  The producer
+ * stores a slot's bytes, then head; the consumer reads them, then stores tail.
+ * A side about to sleep sets its *_waiting flag and looks again; the other
+ * side writes the eventfd when it finds the flag set, and clears it.  Python
+ * cannot fence a store from a later load, so the harness also wakes every
+ * millisecond while it waits: a lost wake-up costs at most that.
+ */
+#define PORTER_FRAME_RING_ALIGN	4096	/* each ring's bytes in the memfd round up to this */
+
+struct porter_frame_ring {
+	uint32_t head;			/* next slot the producer fills */
+	uint32_t tail;			/* next slot the consumer takes */
+	uint32_t consumer_waiting;	/* the consumer sleeps on "ready" */
+	uint32_t producer_waiting;	/* the producer sleeps on "space" */
+	uint32_t slots;			/* a power of two */
+	uint32_t slot_size;		/* bytes per slot, its header included */
+	uint32_t pad[10];		/* the slots start 64 bytes in */
+} __attribute__((packed));
+
+struct porter_frame_slot {
+	uint32_t len;			/* frame bytes that follow */
+	uint32_t dev;			/* the interface: its index in READY's list */
+} __attribute__((packed));
+
+struct porter_net_rings_req {
+	uint32_t slots;			/* per ring, a power of two */
+	uint32_t slot_size;		/* a multiple of 64, at least 64 */
 } __attribute__((packed));
 
 struct porter_ready_msg {

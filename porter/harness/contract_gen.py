@@ -48,7 +48,7 @@ class Enum:
 @dataclass
 class Struct:
     c_name: str
-    fields: list[tuple[str, str]]            # name, struct format
+    fields: list[tuple[str, str, int]]       # name, struct format, byte offset
     size: int
     header: str
     doc: str = ""
@@ -138,7 +138,7 @@ def _struct(cursor: ci.Cursor, header: str, prefix: str) -> Struct:
                                 f"{offset} in C, {struct.calcsize(fmt)} on the wire; mark the struct "
                                 f"__attribute__((packed))")
         f_fmt = _field_format(f, header, name)
-        fields.append((f.spelling, f_fmt))
+        fields.append((f.spelling, f_fmt, offset))
         fmt += f_fmt
     size = cursor.type.get_size()
     if struct.calcsize(fmt) != size:
@@ -214,10 +214,10 @@ def render(c: Contract) -> str:
     out += ["", ""]
     for s in c.structs:
         name = _strip(s.c_name, "porter_").upper()
-        fmt = "<" + "".join(f for _, f in s.fields)
-        out.append(f"# struct {s.c_name} ({s.header}), {s.size} bytes")
+        fmt = "<" + "".join(f for _, f, _ in s.fields)
+        out.append(f"# struct {s.c_name} ({s.header}), {s.size} bytes; its fields' byte offsets")
         out.append(f"{name} = struct.Struct({fmt!r})")
-        out.append(f"{name}_FIELDS = {tuple(n for n, _ in s.fields)!r}")
+        out.append(f"{name}_FIELDS = {{{', '.join(f'{n!r}: {off}' for n, _, off in s.fields)}}}")
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -2,6 +2,7 @@
 libmachdevdde drives netdde on the Hurd: open an interface, transmit, receive,
 read MAC and link state."""
 
+import collections
 import errno
 import os
 import queue
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import protocol as P
+from .frame_ring import FrameRings
 from .machine import Machine
 
 
@@ -43,6 +45,8 @@ class HostStats:
     portio_traps: int
     rx_frames: int
     tx_frames: int
+    tx_dropped: int
+    rx_dropped: int
 
 
 def _name(mtype: int) -> str:
@@ -66,7 +70,9 @@ class DriverHost:
         self.machine = machine
         self.reply_timeout = reply_timeout
         self.ready_ifnames: list[str] = []
-        self.rx: "queue.Queue[tuple[str, bytes]]" = queue.Queue()
+        self.rx: "queue.Queue[tuple[str, bytes]]" = queue.Queue()      # RX messages (no frame rings)
+        self.rings: FrameRings | None = None
+        self._rx_taken: collections.deque = collections.deque()   # off the RX ring, not yet received
         self.logs: list[str] = []
         self.protocol_errors: list[str] = []
         self._pending: dict[int, "queue.Queue"] = {}
@@ -108,7 +114,7 @@ class DriverHost:
         fds = [m.memory.fd]
         for s in m.slots:
             fds += [s.irq_fd, s.resample_fd]
-        payload = P.SETUP_REQ.pack(m.memory.size, len(lines), *(lines + [0] * (P.MAX_DEVICES - len(lines))))
+        payload = P.SETUP_REQ.pack(m.arena_size, len(lines), *(lines + [0] * (P.MAX_DEVICES - len(lines))))
         status, _ = self._call(P.Msg.SETUP, payload, fds)
         if status:
             raise self._failure(f"SETUP refused ({status})")
@@ -155,19 +161,64 @@ class DriverHost:
         status, _ = self._call(P.Msg.XMIT, P.ifname_bytes(ifname) + bytes(frame))
         return status
 
-    def send(self, frame: bytes, ifname: str = "eth0", timeout: float = 5.0) -> None:
-        """Transmit, waiting while the driver has stopped its queue (ring full).
+    def attach_frame_rings(self, slots: int = 256, slot_size: int = 2048) -> FrameRings:
+        """From now on frames go through shared-memory rings, not a message each (NET_RINGS)."""
+        rings = FrameRings(slots, slot_size)
+        try:
+            status, _ = self._call(P.Msg.NET_RINGS, P.NET_RINGS_REQ.pack(slots, slot_size), rings.handover_fds())
+        except BaseException:
+            rings.close()
+            raise
+        if status:
+            rings.close()
+            raise DriverHostError(f"frame rings refused: {os.strerror(-status)} ({status})")
+        self.rings = rings
+        return rings
 
-        The DDE has no qdisc: dev_queue_xmit drops with -ENETDOWN when the
-        driver stopped the queue, so the caller is the one that must wait."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.xmit(frame, ifname)
-            if status == 0:
-                return
-            if status != -errno.ENETDOWN or time.monotonic() > deadline or not self.info(ifname).running:
+    def _dev(self, ifname: str) -> int:
+        try:
+            return self.ready_ifnames.index(ifname)
+        except ValueError:
+            raise DriverHostError(f"{ifname}: the driver host has no such interface "
+                                  f"({', '.join(self.ready_ifnames) or 'none'})") from None
+
+    def send(self, frame: bytes, ifname: str = "eth0", timeout: float = 5.0) -> None:
+        """Transmit, waiting while the driver has stopped its queue (ring full); never dropped for that."""
+        self.send_many([frame], ifname, timeout)
+
+    def send_many(self, frames, ifname: str = "eth0", timeout: float = 5.0) -> int:
+        """Transmit ``frames`` in order, waiting while the driver's queue is stopped; how many.
+
+        With frame rings a frame is sent once it is in the TX ring (the host
+        hands it to the driver, and counts what the driver refuses as
+        tx_dropped). Without, each is an XMIT: the DDE has no qdisc, so the
+        host answers -EAGAIN while the driver's queue is stopped and the
+        caller is the one that waits."""
+        frames = list(frames)
+        if self.rings is not None:
+            done = self.rings.tx.put(self._dev(ifname), frames, timeout)
+            if done < len(frames):
+                self._check_alive("a TX ring slot was awaited")
+                raise DriverHostError(f"transmit on {ifname}: the TX ring stayed full for {timeout}s "
+                                      f"(the driver took no frame; {done} of {len(frames)} queued)")
+            return done
+        for frame in frames:
+            deadline = time.monotonic() + timeout
+            while (status := self.xmit(frame, ifname)) == -errno.EAGAIN and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            if status:
                 raise DriverHostError(f"transmit on {ifname}: {os.strerror(-status)} ({status})")
-            time.sleep(0.0005)
+        return len(frames)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until the host has handed every frame in the TX ring to the driver."""
+        if self.rings is not None and not self.rings.tx.drained(timeout):
+            self._check_alive("the TX ring was draining")
+            raise DriverHostError(f"the TX ring did not drain within {timeout}s ({self.rings.tx.pending()} left)")
+
+    def _check_alive(self, what: str) -> None:
+        if self.proc.poll() is not None:
+            raise self._failure(f"the driver host died while {what}")
 
     def info(self, ifname: str = "eth0") -> NetInfo:
         status, body = self._call(P.Msg.INFO, P.ifname_bytes(ifname))
@@ -191,8 +242,15 @@ class DriverHost:
         """The next frame the DDE's RX callback delivered."""
         deadline = time.monotonic() + timeout
         while True:
+            if self.rings is not None:
+                if not self._rx_taken:
+                    self._rx_taken.extend(self.rings.rx.get(min(0.2, max(0.0, deadline - time.monotonic()))))
+                if self._rx_taken:
+                    dev, frame = self._rx_taken.popleft()
+                    return self.ready_ifnames[dev] if dev < len(self.ready_ifnames) else f"dev{dev}", frame
             try:
-                return self.rx.get(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+                return self.rx.get(timeout=0 if self.rings is not None
+                                   else min(0.2, max(0.0, deadline - time.monotonic())))
             except queue.Empty:
                 if self.proc.poll() is not None:
                     raise self._failure("the driver host died while a frame was awaited")
@@ -230,6 +288,8 @@ class DriverHost:
                 _kill(self.proc)
             self.ctl.close()
             self.io.close()
+            if self.rings is not None:
+                self.rings.close()
             self._finalizer.detach()
         return self.proc.returncode
 
@@ -297,6 +357,14 @@ class DriverHost:
     def _serve_io(self) -> None:
         m = self.machine
         for msg in self._messages(self.io, "io"):
+            if msg.type == P.Msg.PIO_WRITE_POSTED:
+                # nobody waits for this one: a failure can only be recorded
+                try:
+                    port, size, value = P.PIO_REQ.unpack(msg.payload)
+                    m.pio_write(port, size, value, posted=True)
+                except Exception as e:
+                    m.errors.append(f"posted port write: {e}")
+                continue
             try:
                 status, value = self._io_answer(m, msg)
             except (struct.error, ValueError) as e:
@@ -320,6 +388,8 @@ class DriverHost:
             port, size, value = P.PIO_REQ.unpack(msg.payload)
             m.pio_write(port, size, value)
             return 0, 0
+        if t == P.Msg.IO_SYNC:
+            return 0, 0                  # served in order: every earlier write is done
         if t == P.Msg.PCI_GET_DEVICE:
             (nr,) = P.GET_DEVICE_REQ.unpack(msg.payload)
             s = m.pci_device(nr)

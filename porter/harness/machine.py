@@ -41,10 +41,14 @@ class Access:
 @dataclass
 class Machine:
     memory: GuestMemory
+    arena_size: int = 0                        # the DDE's DMA memory from 0 (default: all of it)
     slots: list[PciSlot] = field(default_factory=list)
     trace: list[Access] | None = None          # set to [] to record every access
     errors: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self):
+        self.arena_size = self.arena_size or self.memory.size
 
     def attach(self, device: PciFunction) -> PciSlot:
         """Plug a device in: program its I/O BAR, its interrupt line, and its irqfd."""
@@ -105,13 +109,17 @@ class Machine:
         self._record("pio", False, port - s.io_base, size, value, s.slot)
         return value
 
-    def pio_write(self, port: int, size: int, value: int) -> None:
+    def pio_write(self, port: int, size: int, value: int, posted: bool = False) -> None:
+        """A port write; ``posted``: the driver does not wait for it, so neither need the device."""
         s = self._decoder(port, size)
         if s is None:
             self.errors.append(f"write of {size} bytes at port {port:#x}: no device decodes it")
             return
         self._record("pio", True, port - s.io_base, size, value, s.slot)
-        s.device.io_write(port, value, size)
+        if posted and hasattr(s.device, "io_write_posted"):
+            s.device.io_write_posted(port, value, size)
+        else:
+            s.device.io_write(port, value, size)
 
     def _record(self, kind, write, where, size, value, slot) -> None:
         if self.trace is not None:

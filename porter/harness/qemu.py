@@ -317,6 +317,10 @@ class QemuDevice:
     def io_write(self, port: int, value: int, size: int) -> None:
         self.client.bar_write(port, value, size)
 
+    def io_write_posted(self, port: int, value: int, size: int) -> None:
+        """A write whose completion nobody waits for (a queue notify): QEMU's reply is read later."""
+        self.client.bar_write(port, value, size, posted=True)
+
     def reset(self) -> None:
         """Reset the device as a PCI reset would (device state; config space BARs stay)."""
         self.client.device_reset()

@@ -9,7 +9,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from .dma_check import DmaGuard
+from .dma_check import SHADOW_AREA, DmaGuard
 from .driver_host import DriverHost
 from .machine import Machine
 from .memory import GuestMemory
@@ -39,12 +39,13 @@ class Rig:
             self._stack.callback(shutil.rmtree, self.dir, True)
             self.device = self._stack.enter_context(self.make_device())
             self.qemu = self.device if backend == "qemu" else None
-            self.memory = self._stack.enter_context(GuestMemory(mem_size))
+            # the DDE's arena, then the DMA guard's shadow rings (the device's view of the queues)
+            self.memory = self._stack.enter_context(GuestMemory(mem_size + SHADOW_AREA))
             self.device.sync_memory(self.memory)
-            self.machine = Machine(self.memory, trace=[] if trace else None)
+            self.machine = Machine(self.memory, arena_size=mem_size, trace=[] if trace else None)
             self._stack.callback(self.machine.close)
-            # every address the driver hands the device is checked on its way there
-            self.dma = DmaGuard(self.device, self.memory)
+            # every address the driver hands the device is checked before the device sees it
+            self.dma = DmaGuard(self.device, self.memory, arena_size=mem_size)
             self.slot = self.machine.attach(self.dma)
             if start_host:
                 self.start_host()
@@ -61,7 +62,11 @@ class Rig:
         if self.host is not None:
             self.host.shutdown()
         self.host = DriverHost(self.host_executable, self.machine, env=self.host_env)
+        self.host_started(self.host)
         return self.host
+
+    def host_started(self, host: DriverHost) -> None:
+        """What a device's rig sets up on a new driver host."""
 
     def close(self) -> None:
         if self.host is not None:
@@ -81,14 +86,18 @@ class NetRig(Rig):
     device_options = its -device properties) or porter's model (backend="sim",
     device_options = SimNetDevice's features and faults). The wire's other end is a
     UNIX datagram socket of the test (wire="dgram") or, with wire="tap", a tap
-    device in a fresh network namespace where the Linux kernel answers."""
+    device in a fresh network namespace where the Linux kernel answers. Frames
+    move between the harness and the driver host through shared-memory rings
+    (``frame_rings=False``: a message each)."""
 
     def __init__(self, host_executable: Path, *, backend: str = "qemu", mac: str = DEFAULT_MAC,
-                 device_options=None, qemu_options=None, wire: str = "dgram", **rig_options):
+                 device_options=None, qemu_options=None, wire: str = "dgram", frame_rings: bool = True,
+                 **rig_options):
         if wire not in ("dgram", "tap"):
             raise ValueError(f"wire must be 'dgram' or 'tap', not {wire!r}")
         self.mac = mac
         self.wire = wire
+        self.frame_rings = frame_rings
         self.device_options = dict(device_options or qemu_options or {})
         self.netns = self.peer = None
         super().__init__(host_executable, backend=backend, **rig_options)
@@ -113,6 +122,10 @@ class NetRig(Rig):
             return SimNetDevice(str(self.dir / "peer.sock"), mac=self.mac, **self.device_options)
         return QemuDevice("virtio-net-pci", netdev=netdev, mac=self.mac, options=self.device_options,
                           netns=self.netns.name if self.netns else None)
+
+    def host_started(self, host: DriverHost) -> None:
+        if self.frame_rings and host.ready_ifnames:
+            host.attach_frame_rings()
 
     def peer_send(self, frame: bytes) -> None:
         self.peer.sendto(frame, self.device.netdev_path)

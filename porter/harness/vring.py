@@ -131,47 +131,48 @@ def read_chain(ram, table: int, num: int, head: int, check_range: RangeCheck, *,
 
     ``ram`` is guest memory as a buffer (physical address = offset); the
     ring's own table must lie inside it. Raises ChainError at the first
-    descriptor that is malformed or that ``check_range`` refuses.
+    descriptor that is malformed or that ``check_range`` refuses. (Every
+    notify of every queue comes through here: the loop is kept plain.)
     """
     if not 0 <= head < num:
         raise ChainError(head, head, 0, 0, f"descriptor id beyond the ring of {num}")
+    unpack = VRING_DESC.unpack_from
+    size = VRING_DESC.size
     readable: list[tuple[int, int]] = []
     writable: list[tuple[int, int]] = []
     ids: list[int] = []
     at, count = table, num
     index, entry, seen = head, None, 0          # entry: position inside an indirect table
     while True:
-        position = index if entry is None else entry
-        addr, length, flags, nxt = VRING_DESC.unpack_from(ram, at + VRING_DESC.size * position)
-
-        def bad(problem: str) -> ChainError:
-            return ChainError(head, index, addr, length, problem, entry, at if entry is not None else None)
-
+        addr, length, flags, nxt = unpack(ram, at + size * (index if entry is None else entry))
         if flags & VRING_DESC_F_INDIRECT:
+            problem = None
             if entry is not None:
-                raise bad("indirect descriptor inside an indirect table")
-            if seen:
-                raise bad("indirect descriptor in the middle of a chain")
-            if not indirect_ok:
-                raise bad("indirect descriptor, but VIRTIO_RING_F_INDIRECT_DESC was not negotiated")
-            if flags & VRING_DESC_F_NEXT:
-                raise bad("indirect descriptor with NEXT set")
-            if length == 0 or length % VRING_DESC.size or length // VRING_DESC.size > max_indirect:
-                raise bad(f"indirect table length is not a multiple of {VRING_DESC.size} "
-                          f"between 1 and {max_indirect} entries")
-            problem = check_range(addr, length, "indirect table")
+                problem = "indirect descriptor inside an indirect table"
+            elif seen:
+                problem = "indirect descriptor in the middle of a chain"
+            elif not indirect_ok:
+                problem = "indirect descriptor, but VIRTIO_RING_F_INDIRECT_DESC was not negotiated"
+            elif flags & VRING_DESC_F_NEXT:
+                problem = "indirect descriptor with NEXT set"
+            elif length == 0 or length % size or length // size > max_indirect:
+                problem = (f"indirect table length is not a multiple of {size} "
+                           f"between 1 and {max_indirect} entries")
+            else:
+                problem = check_range(addr, length, "indirect table")
             if problem:
-                raise bad(problem)
+                raise _chain_error(head, index, entry, at, addr, length, problem)
             ids.append(index)
-            at, count, entry = addr, length // VRING_DESC.size, 0
+            at, count, entry = addr, length // size, 0
             continue
         problem = check_range(addr, length, "buffer")
         if problem:
-            raise bad(problem)
+            raise _chain_error(head, index, entry, at, addr, length, problem)
         if flags & VRING_DESC_F_WRITE:
             writable.append((addr, length))
         elif writable:
-            raise bad("device-readable buffer after a device-writable one")
+            raise _chain_error(head, index, entry, at, addr, length,
+                               "device-readable buffer after a device-writable one")
         else:
             readable.append((addr, length))
         if entry is None:
@@ -180,13 +181,19 @@ def read_chain(ram, table: int, num: int, head: int, check_range: RangeCheck, *,
         if not flags & VRING_DESC_F_NEXT:
             return Chain(head, tuple(readable), tuple(writable), tuple(ids))
         if nxt >= count:
-            raise bad(f"next {nxt} is beyond the {count}-entry table")
+            raise _chain_error(head, index, entry, at, addr, length, f"next {nxt} is beyond the {count}-entry table")
         if seen >= count:
-            raise bad(f"chain is longer than its {count}-entry table: it loops")
+            raise _chain_error(head, index, entry, at, addr, length,
+                               f"chain is longer than its {count}-entry table: it loops")
         if entry is None:
             index = nxt
         else:
             entry = nxt
+
+
+def _chain_error(head: int, index: int, entry: Optional[int], at: int, addr: int, length: int,
+                 problem: str) -> ChainError:
+    return ChainError(head, index, addr, length, problem, entry, at if entry is not None else None)
 
 
 class RingViolation(Exception):

@@ -20,6 +20,7 @@ _RET_VALUE = struct.Struct("<Q")
 _PCI_CONF = struct.Struct("<IIi")          # addr, val, len
 _BAR_ACCESS = struct.Struct("<QQI?3x")     # addr, val, size, memory
 MAX_REGIONS = 8                            # REMOTE_MAX_FDS
+MAX_POSTED = 32                            # posted writes whose RET may be outstanding at once
 _SYSMEM = struct.Struct(f"<{MAX_REGIONS}Q{MAX_REGIONS}Q{MAX_REGIONS}q")  # gpas, sizes, offsets
 _FAILED = 0xFFFF_FFFF_FFFF_FFFF            # what QEMU returns when it rejects an access
 
@@ -67,9 +68,12 @@ class MemoryRegion:
 class XRemoteClient:
     """Sends x-remote requests over ``sock`` and waits for their replies.
 
-    One request is in flight at a time (a lock covers send + reply), so any
-    thread may call in. After a failure the byte stream can no longer be
-    trusted, so every later call raises the first error again.
+    Requests go one after the other (a lock covers send + reply), so any
+    thread may call in; a posted BAR write (``bar_write(posted=True)``) does
+    not wait for its RET, which is read before the next request's reply (or
+    once ``MAX_POSTED`` are outstanding, so QEMU never blocks on a full
+    socket). After a failure the byte stream can no longer be trusted, so
+    every later call raises the first error again.
     ``peer_report`` is called on failure and returns what is known about
     the QEMU process (exit status, the tail of its output).
     """
@@ -82,6 +86,7 @@ class XRemoteClient:
         self._peer_report = peer_report or (lambda: "")
         self._lock = threading.Lock()
         self._broken: Optional[XRemoteError] = None
+        self._posted = 0                      # BAR writes sent whose RET is not read yet
         # Room for a header plus a u64 payload: the biggest reply QEMU sends.
         self._reply = bytearray(HEADER.size + _RET_VALUE.size)
 
@@ -104,11 +109,19 @@ class XRemoteClient:
         return self._call(Cmd.BAR_READ, _BAR_ACCESS.pack(addr, 0, size, memory),
                           refused=f"{_space(memory)} read of {size} bytes at {addr:#x}" if size < 8 else None)
 
-    def bar_write(self, addr: int, value: int, size: int, memory: bool = False) -> None:
+    def bar_write(self, addr: int, value: int, size: int, memory: bool = False, posted: bool = False) -> None:
+        """``posted``: return once it is sent; QEMU's RET (a refusal included) is checked later."""
         _check_bar(size)
         value &= (1 << (8 * size)) - 1
         self._call(Cmd.BAR_WRITE, _BAR_ACCESS.pack(addr, value, size, memory),
-                   refused=f"{_space(memory)} write of {size} bytes at {addr:#x}")
+                   refused=f"{_space(memory)} write of {size} bytes at {addr:#x}", posted=posted)
+
+    def settle(self) -> None:
+        """Read the RETs of posted writes (raising on a refused one)."""
+        with self._lock:
+            if self._broken is not None:
+                raise self._broken
+            self._settle()
 
     def sync_sysmem(self, regions: Sequence[MemoryRegion]) -> None:
         """Replace the device's view of guest memory with ``regions`` (one fd each)."""
@@ -133,19 +146,32 @@ class XRemoteClient:
     # -- transport --------------------------------------------------------
 
     def _call(self, cmd: Cmd, payload: bytes, fds: Sequence[int] = (), reply: bool = True,
-              refused: Optional[str] = None) -> Optional[int]:
+              refused: Optional[str] = None, posted: bool = False) -> Optional[int]:
         """Send one request and return RET's value; with ``refused``, all-ones means QEMU refused it."""
         with self._lock:
             if self._broken is not None:
                 raise self._broken
+            if not posted or self._posted >= MAX_POSTED:
+                self._settle()
             self._send(cmd, payload, fds)
+            if posted:
+                self._posted += 1
+                return None
             if not reply:
                 return None
-            value = self._recv_ret(cmd)
-            # QEMU answers all-ones for an access it refuses, and then shuts down.
-            if refused is not None and value == _FAILED:
-                self._fail(XRemoteProtocolError, f"QEMU refused the {refused}")
-            return value
+            return self._checked_ret(cmd, refused)
+
+    def _checked_ret(self, cmd: Cmd, refused: Optional[str]) -> Optional[int]:
+        value = self._recv_ret(cmd)
+        # QEMU answers all-ones for an access it refuses, and then shuts down.
+        if refused is not None and value == _FAILED:
+            self._fail(XRemoteProtocolError, f"QEMU refused the {refused}")
+        return value
+
+    def _settle(self) -> None:
+        while self._posted:
+            self._posted -= 1
+            self._checked_ret(Cmd.BAR_WRITE, "posted BAR write")
 
     def _send(self, cmd: Cmd, payload: bytes, fds: Sequence[int]) -> None:
         msg = HEADER.pack(cmd, 0, len(payload)) + payload

@@ -35,7 +35,7 @@ def test_a_changed_struct_field_changes_the_contract(shims):
     _edit(shims / "driver-host/protocol.h", "\tuint16_t port;\n", "\tuint32_t port;\n")   # struct porter_pio_req
     changed = contract_gen.generate(shims)
     assert changed != contract_gen.OUTPUT.read_text()
-    assert "PIO_REQ = struct.Struct('<IHI')" in changed and "# struct porter_pio_req (driver-host/protocol.h), 10 bytes" in changed
+    assert "PIO_REQ = struct.Struct('<IHI')" in changed and "# struct porter_pio_req (driver-host/protocol.h), 10 bytes;" in changed
 
 
 def test_a_new_message_type_and_a_changed_limit_reach_python(shims):

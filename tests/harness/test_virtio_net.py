@@ -4,7 +4,6 @@ the control queue, link changes, DMA safety and the negative control without
 porter's run-time rules run on both; the sweep of every feature set QEMU can
 offer is QEMU's, the hostile devices are the sim's (marked so)."""
 
-import errno
 import re
 import threading
 
@@ -93,10 +92,20 @@ def test_rx_frames_arrive_byte_identical(rig):
         assert rig.host.receive(timeout=5) == ("eth0", f), size
 
 
-def test_ten_thousand_frames_each_way_without_loss_or_leak(rig_plain):
-    rig = rig_plain
+@pytest.mark.parametrize("path", ["frame rings", "messages"])
+def test_ten_thousand_frames_each_way_without_loss_or_leak(backend_ready, virtio_net_host, path):
+    """Through the shared-memory frame rings (how the harness moves traffic) and through a
+    message per frame (XMIT, RX: the path the rings replace, kept for single frames)."""
+    with NetRig(virtio_net_host, backend=backend_ready, frame_rings=path == "frame rings") as rig:
+        assert (rig.host.rings is not None) == (path == "frame rings")
+        ten_thousand_each_way(rig)
+        assert_clean(rig)
+
+
+def ten_thousand_each_way(rig):
+    rig.host.open("eth0")
     rig.host.close_if("eth0")
-    baseline = rig.host.stats().arena_in_use       # after probe: RX ring filled, interface down
+    baseline = rig.host.stats().arena_in_use       # up once and down again: RX ring filled
     rig.host.open("eth0")
     n = 10_000
     tx = [frame(PEER, rig.mac_bytes, 60 + i % 1455, i) for i in range(n)]
@@ -113,11 +122,15 @@ def test_ten_thousand_frames_each_way_without_loss_or_leak(rig_plain):
     for i in range(n):
         assert rig.host.receive(timeout=10) == ("eth0", rx[i]), i
     sender.join()
+    # 2.6 virtio_net frees sent skbs lazily, at its next transmit: one more frame gives
+    # back the ring's worth the device has finished with
+    last = frame(PEER, rig.mac_bytes, 60, n)
+    rig.host.send(last)
+    assert rig.peer_recv(10) == last
     stats = rig.host.stats()
-    assert stats.rx_frames == n and stats.tx_frames == n
-    # the guard walked thousands of chains, and all but a few: the rest the device had
-    # used (while it suppressed kicks) before the driver's next notify showed them
-    assert rig.dma.chains_checked > n and rig.dma.chains_used_unseen < rig.dma.chains_checked // 20
+    assert stats.rx_frames == n and stats.tx_frames == n + 1
+    # the device saw no chain the guard had not checked: one per frame each way at least
+    assert rig.dma.chains_checked >= 2 * n and rig.dma.violations == []
     rig.host.close_if("eth0")
     after = rig.host.stats().arena_in_use
     # down again, the arena holds what it held down before; slab pages may
@@ -393,7 +406,7 @@ def test_device_reset_with_frames_in_flight(hostile):
     assert traffic_fails(rig, 5) == ""
     rig.device.reset()
     sent_before = rig.device.frames_tx
-    with pytest.raises(DriverHostError, match=rf"\({-errno.ENETDOWN}\)"):
+    with pytest.raises(DriverHostError, match="the TX ring stayed full"):
         for i in range(1000):
             rig.host.send(frame(PEER, rig.mac_bytes, 100, i), timeout=1)
     assert rig.device.frames_tx == sent_before and rig.peer_drain() == []
