@@ -35,4 +35,16 @@ struct pollfd;
 int bundle_poll_fds(struct pollfd *fds, int max, long *timeout_us);
 void bundle_poll_work(const struct pollfd *fds, int n);
 
+/*
+ * A batch of driver calls on this thread (a burst of frames from a ring):
+ * the port writes they make are held until the batch ends, and a write equal
+ * to the one held last is merged with it. A virtio driver's transmit path
+ * writes nothing but its queue's notify register, and a notified device reads
+ * the whole avail ring, so one notify after the burst does what one per frame
+ * did, at a fraction of the trips. Nothing inside a batch may wait on the
+ * device.
+ */
+void host_io_batch_begin(void);
+void host_io_batch_end(void);
+
 #endif /* PORTER_HOST_H */

@@ -245,15 +245,56 @@ static uint32_t pio_read(uint16_t port, int size)
  */
 static int io_posted;	/* posted writes sent since the last synchronous io call */
 
+static void send_posted(const struct porter_pio_req *req)
+{
+	io_lock();
+	if (send_msg(io_fd, PORTER_PIO_WRITE_POSTED, ++io_seq, req, sizeof(*req), NULL, 0) < 0)
+		die_harness_gone("io");
+	io_posted = 1;
+	io_unlock();
+}
+
+/* the batch host_io_batch_begin() opened: its thread, and the writes it holds */
+#define HELD_MAX 16
+static int batching;
+static pthread_t batch_thread;
+static struct porter_pio_req held[HELD_MAX];
+static int nheld;
+
+static void send_held(void)
+{
+	int i;
+
+	for (i = 0; i < nheld; i++)
+		send_posted(&held[i]);
+	nheld = 0;
+}
+
+void host_io_batch_begin(void)
+{
+	batch_thread = pthread_self();
+	batching = 1;
+}
+
+void host_io_batch_end(void)
+{
+	batching = 0;
+	send_held();
+}
+
 static void pio_write(uint16_t port, int size, uint32_t val)
 {
 	struct porter_pio_req req = { port, (uint16_t)size, val };
 
-	io_lock();
-	if (send_msg(io_fd, PORTER_PIO_WRITE_POSTED, ++io_seq, &req, sizeof(req), NULL, 0) < 0)
-		die_harness_gone("io");
-	io_posted = 1;
-	io_unlock();
+	if (batching && pthread_equal(pthread_self(), batch_thread)) {
+		if (nheld && !memcmp(&held[nheld - 1], &req, sizeof(req)))
+			return;		/* the same register, the same value: one write does */
+		if (nheld == HELD_MAX)
+			send_held();
+		held[nheld++] = req;
+		return;
+	}
+	send_posted(&req);
 }
 
 /* Wait until the harness has served every posted write (it serves io in order). */

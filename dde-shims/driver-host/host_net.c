@@ -134,6 +134,7 @@ static void serve_tx_ring(void)
 	int n, st;
 
 	rings.tx_blocked = 0;
+	host_io_batch_begin();
 	for (n = 0; n < TX_BURST && (slot = frame_ring_peek(&rings.tx)); n++) {
 		if (slot->dev >= (uint32_t)rings.ndevs || slot->len > frame_ring_capacity(&rings.tx) || !slot->len) {
 			tx_dropped++;
@@ -143,7 +144,7 @@ static void serve_tx_ring(void)
 		st = host_net_xmit(rings.names[slot->dev], slot + 1, (int)slot->len);
 		if (st == -EAGAIN) {
 			rings.tx_blocked = 1;
-			return;
+			break;
 		}
 		if (st == 0)
 			tx_frames++;
@@ -151,6 +152,7 @@ static void serve_tx_ring(void)
 			tx_dropped++;
 		frame_ring_pop(&rings.tx);
 	}
+	host_io_batch_end();
 }
 
 int bundle_poll_fds(struct pollfd *fds, int max, long *timeout_us)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .contract import ARENA_MAP_PAGES, PAGE_SIZE as PAGE
-from .memory import GuestMemory
+from .memory import GuestMemory, store_u16
 from .pci import PCI_BASE_ADDRESS_0
 from .virtio_pci import (VIRTIO_PCI_HOST_FEATURES, VIRTIO_PCI_ISR, VIRTIO_PCI_QUEUE_ADDR_SHIFT,
                          VIRTIO_PCI_QUEUE_NOTIFY, VIRTIO_PCI_QUEUE_NUM, VIRTIO_PCI_QUEUE_PFN, VIRTIO_PCI_QUEUE_SEL,
@@ -180,6 +180,10 @@ class DmaGuard:
         self._queues[self._selected] = _Queue(driver, shadow)
         return shadow.desc >> VIRTIO_PCI_QUEUE_ADDR_SHIFT
 
+    def avail_index(self, queue: int) -> int:
+        """The avail index of the driver's ring ``queue`` (how many chains it has ever given)."""
+        return U16.unpack_from(self.memory.buffer, self._queues[queue].driver.avail_idx)[0]
+
     # -- the copies
     def _copy_avail(self, index: int, q: _Queue) -> bool:
         """Check the driver's new chains and show the good ones to the device; False once one failed."""
@@ -199,10 +203,10 @@ class DmaGuard:
             for d in chain.descriptors:          # the ring's own entries; indirect tables stay put
                 ram[sh.desc + VRING_DESC.size * d:sh.desc + VRING_DESC.size * (d + 1)] = \
                     ram[drv.desc + VRING_DESC.size * d:drv.desc + VRING_DESC.size * (d + 1)]
-            U16.pack_into(ram, sh.avail_ring(pos), head)
+            store_u16(ram, sh.avail_ring(pos), head)
             pos = (pos + 1) & 0xFFFF
         # the entries first, then the index (x86 keeps stores in order)
-        U16.pack_into(ram, sh.avail_idx, pos)
+        store_u16(ram, sh.avail_idx, pos)
         q.checked = pos
         return not q.stopped
 
@@ -214,7 +218,7 @@ class DmaGuard:
             for pos in range(q.used, q.used + ((used_idx - q.used) & 0xFFFF)):
                 src, dst = sh.used_ring(pos), drv.used_ring(pos)
                 ram[dst:dst + VRING_USED_ELEM.size] = ram[src:src + VRING_USED_ELEM.size]
-        U16.pack_into(ram, drv.used_idx, used_idx)
+        store_u16(ram, drv.used_idx, used_idx)
         q.used = used_idx
 
     # -- the check

@@ -19,7 +19,7 @@ import time
 from typing import Iterable, Optional
 
 from .contract import FRAME_RING, FRAME_RING_ALIGN, FRAME_RING_FIELDS, FRAME_SLOT
-from .memory import GuestMemory
+from .memory import GuestMemory, store_u32
 
 _U32 = struct.Struct("<I")
 OFFSET = FRAME_RING_FIELDS      # struct porter_frame_ring: field -> byte offset
@@ -51,7 +51,7 @@ class FrameRing:
         return _U32.unpack_from(self.buf, self.base + OFFSET[field])[0]
 
     def _store(self, field: str, value: int) -> None:
-        _U32.pack_into(self.buf, self.base + OFFSET[field], value & 0xFFFF_FFFF)
+        store_u32(self.buf, self.base + OFFSET[field], value)
 
     def _slot(self, i: int) -> int:
         return self._data + (i % self.slots) * self.slot_size

@@ -8,6 +8,28 @@ import os
 import struct
 
 
+def store_u16(buf, addr: int, value: int) -> None:
+    """One aligned 16-bit store into ``buf`` at ``addr``: for an index another process reads as it changes.
+
+    ``struct.pack_into`` would not do: CPython zeroes the target before it
+    packs (``s_pack_internal`` begins with a memset), so a reader polling an
+    index that moves from n to n + 1 can see 0 in between, and a virtio device
+    that reads an avail index of 0 takes every stale entry up to its own index
+    again. A typed memoryview item is written with a single store (native
+    order: little-endian, as virtio's legacy rings and porter's frame rings).
+    """
+    if addr & 1:
+        raise ValueError(f"a 16-bit index at {addr:#x} is not aligned: it would be no single store")
+    memoryview(buf)[addr:addr + 2].cast("H")[0] = value & 0xFFFF
+
+
+def store_u32(buf, addr: int, value: int) -> None:
+    """As store_u16, 32 bits."""
+    if addr & 3:
+        raise ValueError(f"a 32-bit index at {addr:#x} is not aligned: it would be no single store")
+    memoryview(buf)[addr:addr + 4].cast("I")[0] = value & 0xFFFF_FFFF
+
+
 class GuestMemory:
     """A memfd of ``size`` bytes, mapped here; physical address = offset in the memfd.
 

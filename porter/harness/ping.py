@@ -66,13 +66,17 @@ class Pinger:
                 return frame
         return None
 
-    def resolve(self, ip: str, timeout: float = 3.0) -> bytes | None:
-        """The MAC that answers ARP for ip."""
-        self.send(arp_request(self.mac, self.ip, ip))
+    def resolve(self, ip: str, timeout: float = 3.0, tries: int = 3) -> bytes | None:
+        """The MAC that answers ARP for ip; the request is sent again each timeout/tries
+        seconds, as arping does (a peer still bringing its link up drops the first)."""
         want = ip_bytes(ip)
-        reply = self._wait(lambda f: f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x02"
-                           and f[28:32] == want and f[0:6] == self.mac, timeout)
-        return reply[22:28] if reply else None
+        for _ in range(tries):
+            self.send(arp_request(self.mac, self.ip, ip))
+            reply = self._wait(lambda f: f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x02"
+                               and f[28:32] == want and f[0:6] == self.mac, timeout / tries)
+            if reply:
+                return reply[22:28]
+        return None
 
     def echo(self, dst_mac: bytes, ip: str, seq: int, size: int = 56, timeout: float = 2.0) -> EchoReply | None:
         payload = bytes((seq + i) & 0xFF for i in range(size))

@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence
 
-from porter.harness.memory import GuestMemory
+from porter.harness.memory import GuestMemory, store_u16
 from porter.harness.pci import PCI_DEVICE_ID, PCI_VENDOR_ID, PciFunction, assign_io_bar
 from porter.harness.virtio_net import (
     VIRTIO_NET_CONFIG_MAC, VIRTIO_NET_CONFIG_STATUS, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS,
@@ -103,7 +103,7 @@ class Virtqueue:
 
     def publish(self) -> None:
         # Entries and descriptors were stored first; x86 keeps stores in order.
-        self.memory.pack(U16, self.layout.avail_idx, self.avail_idx)
+        store_u16(self.memory.buffer, self.layout.avail_idx, self.avail_idx)
 
     def pending_used(self) -> int:
         return (self.memory.unpack(U16, self.layout.used_idx)[0] - self.last_used) & 0xFFFF

@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from porter.harness.memory import store_u16
 from porter.harness.virtio_pci import VIRTIO_PCI_QUEUE_ADDR_SHIFT, VIRTIO_PCI_VRING_ALIGN
 
 VRING_DESC_F_NEXT = 1
@@ -289,7 +290,7 @@ class DeviceQueue:
             VRING_USED_ELEM.pack_into(ram, self.layout.used_ring(self.used_idx + i), head, length)
         self.used_idx = (self.used_idx + len(out) + max(0, faults.used_idx_jump)) & 0xFFFF
         shown = (self.used_idx - len(out) - 1) & 0xFFFF if faults.used_idx_backwards else self.used_idx
-        U16.pack_into(ram, self.layout.used_idx, shown)
+        store_u16(ram, self.layout.used_idx, shown)
         self.unsignalled += len(entries)
 
     def _unavailable_id(self, ram, entries: list[tuple[Chain, int]], fallback: int) -> int:

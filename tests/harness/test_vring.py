@@ -72,3 +72,18 @@ def test_avail_index_beyond_the_ring_is_a_violation(ring):
     U16.pack_into(ram, q.layout.avail_idx, NUM + 1)
     with pytest.raises(RingViolation, match=r"queue 1 \(tx\): avail index moved from 0 to 9, 9 entries"):
         q.avail_count(ram)
+
+
+def test_index_stores_are_single_stores_that_leave_their_neighbours_alone():
+    """store_u16/store_u32 write the value little-endian in place (struct.pack_into would
+    zero the field first: a device polling the index could read 0 between the two)."""
+    from porter.harness.memory import GuestMemory, store_u16, store_u32
+    with GuestMemory(4096) as mem:
+        mem.write(0, b"\xAA" * 16)
+        store_u16(mem.buffer, 2, 0x1234)
+        store_u32(mem.buffer, 8, 0xDEADBEEF)
+        assert mem.read(0, 16) == b"\xAA\xAA\x34\x12" + b"\xAA" * 4 + b"\xEF\xBE\xAD\xDE" + b"\xAA" * 4
+        store_u16(mem.buffer, 2, 0x1_0005)          # indices wrap, as the ring's do
+        assert mem.unpack("<H", 2) == (5,)
+        with pytest.raises(ValueError, match="not aligned"):
+            store_u16(mem.buffer, 3, 1)             # an odd address is no single aligned store
