@@ -66,6 +66,8 @@ def _decide_default(use: ApiUse, symbols) -> tuple[str, str]:
     if use.name.startswith("__builtin_"):
         # the compiler evaluates or expands it; it is never a symbol to link against
         return PROVIDED, "compiler builtin"
+    if use.implicit and use.kind == "member":
+        return UNMAPPED, "the DDE's struct has no such member"
     if use.implicit:
         return UNMAPPED, "no declaration in the DDE's headers (used implicitly)"
     if use.kind in ("function", "variable") and not use.inline and symbols is not None \
@@ -102,9 +104,11 @@ def plan_port(inputs: Inputs, scan: BundleScan) -> PortPlan:
                 if not use.length:
                     decision(use, UNMAPPED, rule.id, "not written as a plain name here; cannot rewrite")
                     continue
+                # a member's use is named struct.member; its token is the member
+                token = use.name.split(".")[-1] if use.kind == "member" else use.name
                 edits[use.loc.file].append(Edit(
                     use.loc.file, use.loc.offset, use.loc.offset + use.length, rule.to, rule.id,
-                    use.loc.line, use.name))
+                    use.loc.line, token))
                 if rule.header:
                     headers_by_file[use.loc.file].append(rule)
                 decision(use, REWRITTEN, rule.id, f"-> {rule.to}")
