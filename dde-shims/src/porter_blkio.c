@@ -29,22 +29,20 @@ struct porter_blkio_req {
 	int write;
 	void *buf;			/* the caller's */
 	unsigned int bytes;
-	unsigned long bounce;		/* DDE pages: the device reads and writes these */
-	int order;
-	struct page *pages;		/* their struct pages, and one more (see porter_blkio_req_new) */
+	int npages;
+	struct page *pages;		/* page i is pages[2 * i] (see porter_blkio_req_new) */
 	porter_blkio_done_t done;
 	void *ctx;
 };
 
 int porter_blkio_disks(void)
 {
+	int i, n = 0;
+
 	/* the numbers porter/blkio.h gives callers with another errno.h */
 	BUILD_BUG_ON(PORTER_BLKIO_EIO != EIO || PORTER_BLKIO_ENXIO != ENXIO || PORTER_BLKIO_EBADF != EBADF);
 	BUILD_BUG_ON(PORTER_BLKIO_ENOMEM != ENOMEM || PORTER_BLKIO_EINVAL != EINVAL);
 	BUILD_BUG_ON(PORTER_BLKIO_EROFS != EROFS || PORTER_BLKIO_EOPNOTSUPP != EOPNOTSUPP);
-
-	int i, n = 0;
-
 	for (i = 0; i < PORTER_MAX_DISKS; i++)
 		if (porter_blkdev_disk(i, NULL))
 			n++;
@@ -73,34 +71,69 @@ void porter_blkio_get_info(struct porter_blkio *dev, struct porter_blkio_info *i
 
 /* ---------------------------------------------------------------- requests */
 
-static void porter_blkio_req_put(struct porter_blkio_req *r)
+static struct page *porter_blkio_page(struct porter_blkio_req *r, int i)
 {
-	if (!atomic_dec_and_test(&r->pending))
-		return;
-	if (!r->write && !r->error && r->bytes)
-		memcpy(r->buf, (void *)r->bounce, r->bytes);
-	if (r->bounce)
-		free_pages(r->bounce, r->order);
+	return &r->pages[2 * i];
+}
+
+/* The caller's bytes to the bounce pages (to_pages), or back. */
+static void porter_blkio_copy(struct porter_blkio_req *r, int to_pages)
+{
+	unsigned int done = 0;
+	int i;
+
+	for (i = 0; done < r->bytes; i++) {
+		unsigned int n = min_t(unsigned int, r->bytes - done, PAGE_SIZE);
+		void *page = page_address(porter_blkio_page(r, i));
+
+		if (to_pages)
+			memcpy(page, (char *)r->buf + done, n);
+		else
+			memcpy((char *)r->buf + done, page, n);
+		done += n;
+	}
+}
+
+static void porter_blkio_req_free(struct porter_blkio_req *r)
+{
+	int i;
+
+	for (i = 0; i < r->npages; i++)
+		if (page_address(porter_blkio_page(r, i)))
+			free_page((unsigned long)page_address(porter_blkio_page(r, i)));
 	kfree(r->pages);
-	r->done(r->ctx, r->error);
 	kfree(r);
 }
 
+static void porter_blkio_req_put(struct porter_blkio_req *r)
+{
+	porter_blkio_done_t done = r->done;
+	void *ctx = r->ctx;
+	int error = r->error;
+
+	if (!atomic_dec_and_test(&r->pending))
+		return;
+	if (!r->write && !error && r->bytes)
+		porter_blkio_copy(r, 0);
+	porter_blkio_req_free(r);
+	done(ctx, error);
+}
+
 /*
- * The bounce buffer is one physically contiguous DDE allocation, and its
- * struct pages one array, each page's virtual address its own slice.  Why:
- * the block layer merges two bio_vecs into one scatterlist entry when
- * page_to_phys() of the second follows the first, and the DDE computes
- * page_to_phys() from the struct page's place in an array (its mem_map is
- * NULL).  Neighbours in this array are neighbours in memory, so such a merge
- * is right; the array's extra, unused last entry keeps its last page from
- * looking contiguous with the first page of another request's array.
+ * Bounce pages one by one: no contiguous run of memory is needed (the Hurd's
+ * contiguous allocations are the ones that fail), and each page is one
+ * segment for the device, as the DDE's own block glue builds its bios.  Their
+ * struct pages sit at every other entry of one array.  Why: the block layer
+ * merges two bio_vecs into one scatterlist entry when page_to_phys() of the
+ * second follows the first, and the DDE computes page_to_phys() from a struct
+ * page's place in an array (its mem_map is NULL): neighbours in an array would
+ * pass for neighbours in memory, which separately allocated pages are not.
  */
 static struct porter_blkio_req *porter_blkio_req_new(unsigned int bytes, int write,
 						     void *buf, porter_blkio_done_t done, void *ctx)
 {
 	struct porter_blkio_req *r = kzalloc(sizeof(*r), GFP_NOIO);
-	int i, npages = (bytes + PAGE_SIZE - 1) >> PAGE_SHIFT;
+	int i;
 
 	if (!r)
 		return NULL;
@@ -110,21 +143,23 @@ static struct porter_blkio_req *porter_blkio_req_new(unsigned int bytes, int wri
 	r->bytes = bytes;
 	r->done = done;
 	r->ctx = ctx;
+	r->npages = (bytes + PAGE_SIZE - 1) >> PAGE_SHIFT;
 	if (!bytes)
 		return r;
-	r->order = get_order(bytes);
-	r->bounce = __get_free_pages(GFP_NOIO, r->order);
-	r->pages = kcalloc(npages + 1, sizeof(struct page), GFP_NOIO);
-	if (!r->bounce || !r->pages) {
-		if (r->bounce)
-			free_pages(r->bounce, r->order);
-		kfree(r->pages);
+	r->pages = kcalloc(2 * r->npages, sizeof(struct page), GFP_NOIO);
+	if (!r->pages) {
 		kfree(r);
 		return NULL;
 	}
-	for (i = 0; i < npages; i++) {
-		r->pages[i].virtual = (void *)(r->bounce + (i << PAGE_SHIFT));
-		atomic_set(&r->pages[i]._count, 1);
+	for (i = 0; i < r->npages; i++) {
+		struct page *page = porter_blkio_page(r, i);
+
+		page->virtual = (void *)__get_free_page(GFP_NOIO);
+		if (!page->virtual) {
+			porter_blkio_req_free(r);
+			return NULL;
+		}
+		atomic_set(&page->_count, 1);
 	}
 	return r;
 }
@@ -165,12 +200,11 @@ static void porter_blkio_submit(struct porter_blkio *dev, struct porter_blkio_re
 				sector_t sector)
 {
 	struct request_queue *q = bdev_get_queue(dev->bdev);
-	int npages = (r->bytes + PAGE_SIZE - 1) >> PAGE_SHIFT;
 	unsigned int left = r->bytes;
 	int i = 0;
 
 	while (left) {
-		struct bio *bio = porter_blkio_bio(dev, r, sector, min(npages - i, BIO_MAX_PAGES));
+		struct bio *bio = porter_blkio_bio(dev, r, sector, min(r->npages - i, BIO_MAX_PAGES));
 
 		if (!bio) {
 			cmpxchg(&r->error, 0, -ENOMEM);
@@ -179,7 +213,7 @@ static void porter_blkio_submit(struct porter_blkio *dev, struct porter_blkio_re
 		while (left) {
 			unsigned int len = min_t(unsigned int, left, PAGE_SIZE);
 
-			if (bio_add_page(bio, &r->pages[i], len, 0) < len)
+			if (bio_add_page(bio, porter_blkio_page(r, i), len, 0) < len)
 				break;
 			i++;
 			left -= len;
@@ -216,7 +250,7 @@ int porter_blkio_rw(struct porter_blkio *dev, unsigned long long sector, void *b
 	if (!r)
 		return -ENOMEM;
 	if (write)
-		memcpy((void *)r->bounce, buf, bytes);
+		porter_blkio_copy(r, 1);
 	porter_blkio_submit(dev, r, dev->start + (sector_t)sector);
 	return 0;
 }

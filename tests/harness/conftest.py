@@ -78,3 +78,44 @@ def backend_ready(request, backend):
     if backend == "qemu":
         request.getfixturevalue("qemu_available")
     return backend
+
+
+# -- virtio-blk ---------------------------------------------------------------------------
+
+def _tree_of_bundle(path: str, bundle: str) -> bool:
+    import json
+    try:
+        return json.loads((Path(path) / "porting.json").read_text()).get("bundle") == bundle
+    except (OSError, ValueError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def virtio_blk_tree(request, tmp_path_factory):
+    """The virtio-blk tree under test: `porter test TREE` names it, else 2.6.32's emitted from the cache."""
+    named = os.environ.get("PORTER_TEST_TREE")
+    if named and _tree_of_bundle(named, "virtio-blk"):
+        return Path(named)
+    request.getfixturevalue("linux_2_6_32")
+    request.getfixturevalue("dde_tree")
+    inputs = load_inputs("virtio-blk", "2.6.32")
+    out = tmp_path_factory.mktemp("tree") / "dde_virtio_blk"
+    emit_tree(plan_port(inputs, scan_inputs(inputs)), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def virtio_blk_host(virtio_blk_tree, dde_tree, dde_build):
+    """The driver host executable for the ported virtio-blk."""
+    return build_host(virtio_blk_tree, dde_tree, dde_build, log=lambda m: None).executable
+
+
+@pytest.fixture
+def disk_image(tmp_path):
+    """make(size, content=None) -> (path, bytearray model): a raw image file of random bytes."""
+    def make(size: int = 8 << 20, content: bytes | None = None, name: str = "disk.img"):
+        data = bytearray(content if content is not None else os.urandom(size))
+        path = tmp_path / name
+        path.write_bytes(data)
+        return path, data
+    return make
