@@ -100,7 +100,8 @@ def cmd_build(args) -> int:
 
 # bundle -> device -> the harness files `porter test` runs (tests/harness/)
 TEST_SUITES = {"virtio-net": {"qemu": ["test_driver_host.py", "test_virtio_net.py"],
-                              "sim": ["test_virtio_net.py"]}}
+                              "sim": ["test_virtio_net.py"]},
+               "virtio-blk": {"qemu": ["test_virtio_blk.py"], "sim": ["test_virtio_blk.py"]}}
 
 
 def cmd_test(args) -> int:
