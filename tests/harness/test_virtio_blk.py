@@ -477,3 +477,16 @@ def test_negative_control_fails_the_dma_check(backend_ready, disk_image, host_wi
         assert re.match(r"queue 0 descriptor [\d >indirect-]+: \[0x[0-9a-f]+, \+\d+\) (lies outside the arena"
                         r"|lies in physical page 0|touches page)", first), first
         assert path.read_bytes() == data
+
+
+# -- porter demo --bundle virtio-blk ------------------------------------------------------------
+
+def test_the_demo_writes_a_pattern_and_reads_it_back(qemu_available, linux_2_6_32, dde_tree, dde_build, tmp_path):
+    from porter.demo import run_demo
+    said = []
+    assert run_demo("virtio-blk", "2.6.32", tmp_path / "dde_virtio_blk", count=3, log=said.append) == 0
+    text = "\n".join(said)
+    assert "libdde_linux26_block, 0 unexplained" in text
+    assert text.count("write: hd0 sector") == 3
+    assert "back through the driver: equal" in text and "original bytes: yes" in text
+    assert "0 errors" in said[-1]
