@@ -44,9 +44,11 @@ test: setup
 
 check: demo
 
-# Frames per second through the ported driver and the harness's ring loop (figures, not tests).
+# Frames per second, disk MB/s and IOPS through the ported drivers and the harness's ring
+# loops (figures, not tests).
 bench: setup
 	$(PY) benchmarks/net_throughput.py
+	$(PY) benchmarks/blk_throughput.py
 
 # Regenerate porter/harness/contract.py from the driver host's and ddekit-linux's headers.
 contract: setup

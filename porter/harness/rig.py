@@ -174,12 +174,18 @@ class BlkRig(Rig):
         super().__init__(host_executable, backend=backend, mem_size=mem_size, **rig_options)
 
     def make_device(self):
-        if self.backend == "sim":
-            from .sim_blk import SimBlkDevice
-            return SimBlkDevice(self.image, read_only=self.read_only, **self.device_options)
-        # QEMU's option syntax doubles a comma inside a value
-        path = str(self.image.resolve()).replace(",", ",,")
-        blockdev = (f"driver=raw,node-name=disk0,file.driver=file,file.filename={path}"
-                    + (",read-only=on" if self.read_only else ""))
-        return QemuDevice("virtio-blk-pci", options={"drive": "disk0", **self.device_options},
-                          extra_args=["-blockdev", blockdev])
+        return blk_device(self.backend, self.image, read_only=self.read_only, options=self.device_options)
+
+
+def blk_device(backend: str, image: Path, *, read_only: bool = False, options=None):
+    """A virtio-blk backend over the raw ``image``: QEMU's virtio-blk-pci (``options``: its
+    -device properties) or porter's sim (``options``: SimBlkDevice's)."""
+    options = dict(options or {})
+    if backend == "sim":
+        from .sim_blk import SimBlkDevice
+        return SimBlkDevice(image, read_only=read_only, **options)
+    # QEMU's option syntax doubles a comma inside a value
+    path = str(Path(image).resolve()).replace(",", ",,")
+    blockdev = (f"driver=raw,node-name=disk0,file.driver=file,file.filename={path}"
+                + (",read-only=on" if read_only else ""))
+    return QemuDevice("virtio-blk-pci", options={"drive": "disk0", **options}, extra_args=["-blockdev", blockdev])
