@@ -48,6 +48,37 @@ static inline void porter_blk_queue_logical_block_size(struct request_queue *q, 
 	blk_queue_hardsect_size(q, size);
 }
 
+/* 2.6.34: one segment limit; 2.6.29 has the physical one (after merging) and the hardware one. */
+static inline void porter_blk_queue_max_segments(struct request_queue *q, unsigned short max_segments)
+{
+	blk_queue_max_phys_segments(q, max_segments);
+	blk_queue_max_hw_segments(q, max_segments);
+}
+
+/* 2.6.34's blk_queue_max_hw_sectors() is 2.6.29's blk_queue_max_sectors(): both set max_hw_sectors
+ * and cap max_sectors by BLK_DEF_MAX_SECTORS. */
+static inline void porter_blk_queue_max_hw_sectors(struct request_queue *q, unsigned int max_hw_sectors)
+{
+	blk_queue_max_sectors(q, max_hw_sectors);
+}
+
+static inline unsigned short porter_queue_logical_block_size(struct request_queue *q)
+{
+	return queue_hardsect_size(q);
+}
+
+/*
+ * Why: 2.6.31's I/O topology (physical block size, alignment, minimum and
+ * optimal I/O) tells partitioners and filesystems how to align; the DDE's
+ * 2.6.29 struct request_queue has no fields for it, its block layer never
+ * looks, and libmachdev's device interface cannot pass it on.  A driver
+ * that reports it loses nothing here.
+ */
+static inline void porter_blk_queue_physical_block_size(struct request_queue *q, unsigned int size) { }
+static inline void porter_blk_queue_alignment_offset(struct request_queue *q, unsigned int offset) { }
+static inline void porter_blk_queue_io_min(struct request_queue *q, unsigned int min) { }
+static inline void porter_blk_queue_io_opt(struct request_queue *q, unsigned int opt) { }
+
 /* SCSI passthrough ioctls: the DDE's scsi_cmd_ioctl() needs blk-map.c and cmd-filter.c,
  * which the DDE does not build.  -ENOTTY, what a driver answers when the host offers no SCSI. */
 static inline int porter_scsi_cmd_ioctl(struct request_queue *q, struct gendisk *disk, fmode_t mode,
