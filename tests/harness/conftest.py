@@ -35,10 +35,15 @@ def virtio_net_host(virtio_net_tree, dde_tree, dde_build):
 def driver_features(virtio_net_tree) -> set[str]:
     """The feature names the tree's drivers ask for: virtio_net's feature table and
     the transport features virtio_ring accepts (older releases ask for fewer)."""
-    net = (virtio_net_tree / "virtio_net.c").read_text()
-    table = re.search(r"static unsigned int features\[\] = \{(.*?)\};", net, re.S)
+    return _features_asked(virtio_net_tree, "virtio_net.c")
+
+
+def _features_asked(tree: Path, driver: str) -> set[str]:
+    """The driver's feature table and the transport features the tree's virtio_ring accepts."""
+    source = (tree / driver).read_text()
+    table = re.search(r"static unsigned int features\[\] = \{(.*?)\};", source, re.S)
     names = set(re.findall(r"\bVIRTIO_\w+_F_\w+", table.group(1))) if table else set()
-    ring = (virtio_net_tree / "virtio_ring.c").read_text()
+    ring = (tree / "virtio_ring.c").read_text()
     return names | set(re.findall(r"case (VIRTIO_RING_F_\w+):", ring))
 
 
@@ -108,6 +113,12 @@ def virtio_blk_tree(request, tmp_path_factory):
 def virtio_blk_host(virtio_blk_tree, dde_tree, dde_build):
     """The driver host executable for the ported virtio-blk."""
     return build_host(virtio_blk_tree, dde_tree, dde_build, log=lambda m: None).executable
+
+
+@pytest.fixture(scope="session")
+def blk_driver_features(virtio_blk_tree) -> set[str]:
+    """The feature names the tree's virtio_blk asks for (VIRTIO_BLK_F_FLUSH from 2.6.32 on)."""
+    return _features_asked(virtio_blk_tree, "virtio_blk.c")
 
 
 @pytest.fixture
