@@ -1,5 +1,6 @@
 """Harness fixtures: a driver host built from Linux 2.6.32's virtio-net, and rigs around it."""
 
+import json
 import os
 import re
 from pathlib import Path
@@ -12,17 +13,31 @@ from porter.pipeline import load_inputs, scan_inputs
 from porter.plan import plan_port
 
 
-@pytest.fixture(scope="session")
-def virtio_net_tree(request, tmp_path_factory):
-    """The tree under test: `porter test TREE` names it, else one emitted from the cache."""
-    if os.environ.get("PORTER_TEST_TREE"):
-        return Path(os.environ["PORTER_TEST_TREE"])
+def tree_under_test(request, tmp_path_factory, bundle: str) -> Path:
+    """The ``bundle`` tree under test: `porter test TREE` names it (PORTER_TEST_TREE), else
+    2.6.32's, emitted from the cache."""
+    named = os.environ.get("PORTER_TEST_TREE")
+    if named and _tree_of_bundle(named, bundle):
+        return Path(named)
     request.getfixturevalue("linux_2_6_32")
     request.getfixturevalue("dde_tree")
-    inputs = load_inputs("virtio-net", "2.6.32")
-    out = tmp_path_factory.mktemp("tree") / "dde_virtio_net"
+    inputs = load_inputs(bundle, "2.6.32")
+    out = tmp_path_factory.mktemp("tree") / f"dde_{bundle.replace('-', '_')}"
     emit_tree(plan_port(inputs, scan_inputs(inputs)), out)
     return out
+
+
+def _tree_of_bundle(path: str, bundle: str) -> bool:
+    try:
+        return json.loads((Path(path) / "porting.json").read_text()).get("bundle") == bundle
+    except (OSError, ValueError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def virtio_net_tree(request, tmp_path_factory):
+    """The virtio-net tree under test."""
+    return tree_under_test(request, tmp_path_factory, "virtio-net")
 
 
 @pytest.fixture(scope="session")
@@ -87,26 +102,10 @@ def backend_ready(request, backend):
 
 # -- virtio-blk ---------------------------------------------------------------------------
 
-def _tree_of_bundle(path: str, bundle: str) -> bool:
-    import json
-    try:
-        return json.loads((Path(path) / "porting.json").read_text()).get("bundle") == bundle
-    except (OSError, ValueError):
-        return False
-
-
 @pytest.fixture(scope="session")
 def virtio_blk_tree(request, tmp_path_factory):
-    """The virtio-blk tree under test: `porter test TREE` names it, else 2.6.32's emitted from the cache."""
-    named = os.environ.get("PORTER_TEST_TREE")
-    if named and _tree_of_bundle(named, "virtio-blk"):
-        return Path(named)
-    request.getfixturevalue("linux_2_6_32")
-    request.getfixturevalue("dde_tree")
-    inputs = load_inputs("virtio-blk", "2.6.32")
-    out = tmp_path_factory.mktemp("tree") / "dde_virtio_blk"
-    emit_tree(plan_port(inputs, scan_inputs(inputs)), out)
-    return out
+    """The virtio-blk tree under test."""
+    return tree_under_test(request, tmp_path_factory, "virtio-blk")
 
 
 @pytest.fixture(scope="session")
