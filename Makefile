@@ -9,7 +9,7 @@ OUT      ?= out/dde_virtio_net
 LINUX_FROM ?=
 DDE_FROM   ?=
 
-.PHONY: setup deps demo test check bench contract clean
+.PHONY: setup deps sources demo demo-blk test check bench contract clean
 
 deps:
 	@scripts/install-debian-deps
@@ -22,23 +22,33 @@ $(VENV)/.installed: pyproject.toml
 
 setup: deps $(VENV)/.installed
 
-# Fetch (if the cache lacks them), port virtio-net, compile and link-check the tree,
-# build the driver host and ping the kernel in a network namespace through it (QEMU's device).
-demo: setup
+# Linux $(VERSION) and the DDE, fetched if the cache lacks them (what every demo needs).
+sources: setup
 	@$(PY) -c "from porter.cache import linux_dir; import sys; sys.exit(not (linux_dir('$(VERSION)') / 'origin.json').is_file())" \
 	  || $(PORTER) fetch --version $(VERSION) $(if $(LINUX_FROM),--from $(LINUX_FROM))
 	@$(PY) -c "from porter.dde import current_dde; import sys; sys.exit(current_dde() is None)" \
 	  || $(PORTER) fetch --dde $(if $(DDE_FROM),--from $(DDE_FROM))
+
+# Port virtio-net, compile and link-check the tree, build the driver host and ping the
+# kernel in a network namespace through it (QEMU's device).
+demo: sources
 	$(PORTER) demo --version $(VERSION) --out $(OUT)
+
+# Port virtio-blk, check and build it, write a pattern onto a raw image through it
+# (QEMU's virtio-blk-pci), read it back and compare both with the file.
+demo-blk: sources
+	$(PORTER) demo --bundle virtio-blk --version $(VERSION) --out out/dde_virtio_blk
 
 test: setup
 	$(PY) -m pytest -q tests
 
 check: demo
 
-# Frames per second through the ported driver and the harness's ring loop (figures, not tests).
+# Frames per second, disk MB/s and IOPS through the ported drivers and the harness's ring
+# loops (figures, not tests).
 bench: setup
 	$(PY) benchmarks/net_throughput.py
+	$(PY) benchmarks/blk_throughput.py
 
 # Regenerate porter/harness/contract.py from the driver host's and ddekit-linux's headers.
 contract: setup

@@ -14,7 +14,7 @@ from pathlib import Path
 from . import SHIMS_DIR, PorterError
 from .compile import compile_tree, compiler_flags
 from .dde import DdeTree
-from .tree import emitted_tree, tree_report
+from .tree import emitted_tree, tree_dde_libraries, tree_report
 
 DDEKIT_LINUX = SHIMS_DIR / "ddekit-linux"
 PORTIO_TRAP = SHIMS_DIR / "portio-trap"
@@ -61,16 +61,22 @@ def compile_host_side(dde: DdeTree, mains: list[Path], objdir: Path) -> list[Pat
     return objs
 
 
-def link_dde_program(objs: list[Path], dde_build, output: Path) -> None:
+def link_dde_program(objs: list[Path], dde_build, output: Path, libraries=("net",)) -> None:
     """Link objects with the real libdde_linux26 into a 32-bit executable, atomically.
 
     libdde_linux26.o.a is one relocatable object (taken whole, for its
-    initcalls); the net library is an archive; --gc-sections as netdde links."""
+    initcalls); the bundle's libraries (net, block) are archives; --gc-sections
+    as netdde links."""
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = output.with_name(f".{output.name}.tmp")
+    from .dde_build import DdeBuildError
+    try:
+        archives = [str(dde_build.library(name)) for name in libraries]
+    except DdeBuildError as e:      # the DDE was built without that library
+        raise PorterError(f"porter build: {e}") from None
     _run(["gcc", "-m32", "-pthread", "-no-pie", "-Wl,--gc-sections",
           f"-Wl,-T,{DDEKIT_LINUX / 'l4dde_ctors.ld'}", "-o", str(tmp_out), *map(str, objs),
-          str(dde_build.libdde_linux26_o), str(dde_build.libdde_linux26_net)], f"linking {output.name}")
+          str(dde_build.libdde_linux26_o), *archives], f"linking {output.name}")
     os.replace(tmp_out, output)
 
 
@@ -119,7 +125,7 @@ def build_host(tree: Path, dde: DdeTree, dde_build, output: Path | None = None, 
             objs.append(obj)
         host_main = compile_host_side(dde, [DRIVER_HOST / "host_main.c", DRIVER_HOST / "frame_ring.c",
                                             service.libc_side], objdir)
-        link_dde_program(objs + host_main, dde_build, output)
+        link_dde_program(objs + host_main, dde_build, output, tree_dde_libraries(tree))
         stamp.write_text(json.dumps({"inputs": digest, "tree": str(tree)}, indent=1) + "\n")
         log(f"porter build: {output}")
         return HostBuild(output, tree, False)

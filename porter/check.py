@@ -21,7 +21,7 @@ from pathlib import Path
 from . import SHIMS_DIR, PorterError
 from .compile import CompileResult, compile_tree
 from .dde import DdeTree
-from .tree import emitted_tree, tree_dde_id
+from .tree import emitted_tree, tree_dde_id, tree_dde_libraries
 
 STUB_MARK = "ddekit_linux_trace_and_stop"
 
@@ -200,7 +200,11 @@ def check_tree(tree: Path, junit: Path | None = None, compilers=None, target: st
             build = ensure_build(dde, log=lambda m: print(m, file=sys.stderr))
         except DdeBuildError as e:
             raise PorterError(str(e)) from None
-        res = run_check(tree, dde, build.defined_symbols, tuple(compilers or ("gcc",)))
+        try:
+            symbols = build.symbols_for(tree_dde_libraries(tree))
+        except DdeBuildError as e:
+            raise PorterError(str(e)) from None
+        res = run_check(tree, dde, symbols, tuple(compilers or ("gcc",)))
     print(json.dumps(result_data(res), indent=1) if as_json else format_table(res))
     if junit:
         write_junit(res, junit)

@@ -100,7 +100,8 @@ def cmd_build(args) -> int:
 
 # bundle -> device -> the harness files `porter test` runs (tests/harness/)
 TEST_SUITES = {"virtio-net": {"qemu": ["test_driver_host.py", "test_virtio_net.py"],
-                              "sim": ["test_virtio_net.py"]}}
+                              "sim": ["test_virtio_net.py"]},
+               "virtio-blk": {"qemu": ["test_virtio_blk.py"], "sim": ["test_virtio_blk.py"]}}
 
 
 def cmd_test(args) -> int:
@@ -300,11 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     ho.set_defaults(func=cmd_hurd_boot)
 
     d = command("demo", "port, check and build a driver, then run it on QEMU's device (virtio-net: ping a "
-                        "kernel through it)")
+                        "kernel through it; virtio-blk: write a pattern onto an image file and read it back)")
     d.add_argument("--bundle", default="virtio-net", metavar="BUNDLE", help="the driver (default virtio-net)")
     d.add_argument("--version", dest="release", metavar="RELEASE", default="2.6.32", help=releases_help)
     d.add_argument("--out", type=Path, metavar="DIR", help="where the tree goes (default out/dde_<bundle>)")
-    d.add_argument("--count", type=int, default=5, help="pings to send (default 5)")
+    d.add_argument("--count", type=int, default=5, help="pings to send (virtio-net) or 64 KiB blocks to write "
+                                                              "(virtio-blk) (default 5)")
     d.set_defaults(func=cmd_demo)
     return p
 

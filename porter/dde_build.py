@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -79,6 +80,24 @@ class DdeBuild:
     defined_symbols: frozenset[str]   # global symbols defined by the two libraries (nm)
     undefined_symbols: frozenset[str] # what they need from outside (ddekit_*, libc, ...)
     reused: bool               # True when a previous build for this revision was reused
+
+    # -- a bundle's own DDE libraries (virtio-net: net; virtio-blk: block) ----------------
+    def library(self, name: str) -> Path:
+        """libdde_linux26_<name>.a of this build (the DDE's lib/src builds one per enabled area)."""
+        path = Path(self.libdde_linux26_o).with_name(f"libdde_linux26_{name}.a")
+        if not path.is_file():
+            raise DdeBuildError("libraries", f"{path} is missing: the DDE's Makeconf.local does not "
+                                             f"enable CONFIG_DDE26_{name.upper()}")
+        return path
+
+    def symbols_for(self, libraries: tuple[str, ...] | list[str]) -> frozenset[str]:
+        """Global symbols libdde_linux26.o.a and the named libraries define (net's: defined_symbols)."""
+        names = tuple(libraries)
+        if names == ("net",):
+            return self.defined_symbols
+        paths = [Path(self.libdde_linux26_o)] + [self.library(n) for n in names]
+        return _nm_symbols_cached(tuple(str(p) for p in paths),
+                                  tuple(p.stat().st_mtime_ns for p in paths))
 
 
 class DdeBuildError(Exception):
@@ -215,6 +234,11 @@ def _nm_symbols(paths: list[Path], which: str) -> frozenset[str]:
     # -P lines are "name type value size"; archive members appear as "lib.a[member.o]:"
     return frozenset(line.split()[0] for line in result.stdout.splitlines()
                      if line.strip() and not line.endswith(":"))
+
+
+@functools.lru_cache(maxsize=8)
+def _nm_symbols_cached(paths: tuple[str, ...], mtimes: tuple[int, ...]) -> frozenset[str]:
+    return _nm_symbols([Path(p) for p in paths], "--defined-only")
 
 
 def _build_key(src_tree: Path) -> str:

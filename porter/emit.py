@@ -130,7 +130,8 @@ def _report_data(plan: PortPlan, target: str, sources: list[str], shims: list[di
                                    if u.name == d.name)})
     return {
         "target": target, "bundle": inp.bundle.name, "description": inp.bundle.description,
-        "hurd": _hurd_glue(inp.dde).as_context(),
+        "dde_libraries": list(inp.bundle.dde_libraries),
+        "hurd": _hurd_glue(inp.dde, inp.bundle.dde_libraries).as_context(),
         "version": inp.release.version,
         "inputs": {"linux_files": linux_files, "dde_origin": dde_origin, "dde_id": inp.dde.root.parent.name,
                    "rule_files": [{"path": str(Path(p).relative_to(DATA_ROOT)) if p.startswith(str(DATA_ROOT)) else p,
@@ -141,13 +142,13 @@ def _report_data(plan: PortPlan, target: str, sources: list[str], shims: list[di
     }
 
 
-def _hurd_glue(dde):
+def _hurd_glue(dde, dde_libraries=("net",)):
     """The Hurd glue for the DDE's generation (with hurd.git's libmachdev when cached)."""
     from .hurd.generation import of_dde_tree
     from .hurd.glue import hurd_glue
     from .hurd.sources import cached_set
     cached = cached_set(of_dde_tree(dde.root).name)
-    return hurd_glue(dde.root, cached["hurd"].tree if cached else None)
+    return hurd_glue(dde.root, cached["hurd"].tree if cached else None, dde_libraries)
 
 
 def hand_edits(out: Path) -> list[str]:

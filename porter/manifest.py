@@ -23,6 +23,10 @@ class Bundle:
     sources: tuple[str, ...]
     headers: tuple[str, ...]
     glue: str = ""           # the templates/ folder of its main.c and Hurd glue; default: its name
+    # the DDE libraries it links besides libdde_linux26.o.a (libdde_linux26_<name>.a)
+    dde_libraries: tuple[str, ...] = ("net",)
+    # porter's own headers (dde-shims/include) its glue calls, emitted with their sources
+    shims: tuple[str, ...] = ()
 
     @property
     def glue_templates(self) -> str:
@@ -74,7 +78,7 @@ def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
             v: Release(v, r["commit"], dict(r["files"])) for v, r in data["release"].items()}
         bundles = {
             n: Bundle(n, b.get("description", ""), tuple(b["sources"]), tuple(b.get("headers", ())),
-                      b.get("glue", ""))
+                      b.get("glue", ""), tuple(b.get("dde_libraries", ("net",))), tuple(b.get("shims", ())))
             for n, b in data["bundle"].items()}
         urls = tuple(data["source"]["tarball_urls"])
     except KeyError as e:

@@ -38,14 +38,19 @@ def verify_cached(release: Release, paths: list[str], root: Path) -> None:
                               f"{expected}); {fix}")
 
 
-def dde_symbols_if_built(dde: DdeTree) -> frozenset[str] | None:
-    """Symbols of the DDE build in the cache, without building it."""
+def dde_symbols_if_built(dde: DdeTree, libraries=("net",)) -> frozenset[str] | None:
+    """Symbols of the DDE build in the cache (libdde_linux26.o.a and ``libraries``), without building it."""
     try:
-        from .dde_build import cached_build
+        from .dde_build import DdeBuildError, cached_build
     except ImportError:
         return None
     build = cached_build(dde)
-    return build.defined_symbols if build else None
+    if build is None:
+        return None
+    try:
+        return build.symbols_for(libraries)
+    except DdeBuildError as e:
+        raise PorterError(str(e)) from None
 
 
 def load_inputs(bundle_name: str, version: str, rule_paths: list[Path] | None = None,
@@ -63,7 +68,7 @@ def load_inputs(bundle_name: str, version: str, rule_paths: list[Path] | None = 
         verify_cached(release, [*sources, *headers], root)
     dde = dde or require_dde()
     return Inputs(bundle, release, root, tuple(sources), tuple(headers), dde,
-                  rules, dde_symbols_if_built(dde))
+                  rules, dde_symbols_if_built(dde, bundle.dde_libraries))
 
 
 def scan_inputs(inputs: Inputs) -> BundleScan:

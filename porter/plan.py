@@ -66,6 +66,8 @@ def _decide_default(use: ApiUse, symbols) -> tuple[str, str]:
     if use.name.startswith("__builtin_"):
         # the compiler evaluates or expands it; it is never a symbol to link against
         return PROVIDED, "compiler builtin"
+    if use.implicit and use.kind == "member":
+        return UNMAPPED, "the DDE's struct has no such member"
     if use.implicit:
         return UNMAPPED, "no declaration in the DDE's headers (used implicitly)"
     if use.kind in ("function", "variable") and not use.inline and symbols is not None \
@@ -102,9 +104,11 @@ def plan_port(inputs: Inputs, scan: BundleScan) -> PortPlan:
                 if not use.length:
                     decision(use, UNMAPPED, rule.id, "not written as a plain name here; cannot rewrite")
                     continue
+                # a member's use is named struct.member; its token is the member
+                token = use.name.split(".")[-1] if use.kind == "member" else use.name
                 edits[use.loc.file].append(Edit(
                     use.loc.file, use.loc.offset, use.loc.offset + use.length, rule.to, rule.id,
-                    use.loc.line, use.name))
+                    use.loc.line, token))
                 if rule.header:
                     headers_by_file[use.loc.file].append(rule)
                 decision(use, REWRITTEN, rule.id, f"-> {rule.to}")
@@ -150,14 +154,35 @@ def plan_port(inputs: Inputs, scan: BundleScan) -> PortPlan:
         if hrules:
             edits[path].append(_include_edit(path, scan, hrules))
             shim_headers |= {r.header for r in hrules if r.header.startswith("porter/")}
+    shim_headers = _with_shim_includes(shim_headers | set(inputs.bundle.shims))
     shim_sources = sorted(
-        p.name for h in shim_headers for p in [SHIM_SRC_DIR / f"porter_{h.split('/')[-1][:-2]}.c"]
-        if p.is_file())
+        p.name for h in shim_headers for p in [_shim_source(h)] if p.is_file())
     for path in edits:
         edits[path].sort(key=lambda e: (e.start, e.end))
     ordered = sorted(decisions.values(), key=lambda d: (d.status != UNMAPPED, d.name, d.kind))
     return PortPlan(inputs, scan, ordered, {p: e for p, e in edits.items() if e},
                     sorted(shim_headers), shim_sources, renames)
+
+
+def _shim_source(header: str):
+    """dde-shims/src/porter_<name>.c for porter/<name>.h (may not exist)."""
+    return SHIM_SRC_DIR / f"porter_{header.split('/')[-1][:-2]}.c"
+
+
+def _with_shim_includes(headers: set[str]) -> set[str]:
+    """The shim headers and every porter/*.h they, or their sources, include (a bundle's
+    glue shim may build on a rule's shim: porter/blkio.h on porter/blkdev.h)."""
+    import re
+    todo, done = list(headers), set()
+    while todo:
+        h = todo.pop()
+        if h in done:
+            continue
+        done.add(h)
+        for f in (SHIM_INCLUDE_DIR / h, _shim_source(h)):
+            if f.is_file():
+                todo += re.findall(r'^#include <(porter/[\w.]+\.h)>', f.read_text(), re.M)
+    return done
 
 
 def _HEAP_HEADER_RULE(rule_id: str) -> Rule:

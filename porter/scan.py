@@ -180,10 +180,24 @@ def scan_files(root: Path, sources: list[str], headers: list[str], dde, version:
                 options=ci.TranslationUnit.PARSE_DETAILED_PROCESSING_RECORD)
         except ci.TranslationUnitLoadError as e:
             raise ScanError(f"{src}: libclang could not parse it ({e})") from None
-        _check_diagnostics(tu, root, src)
+        missing = _check_diagnostics(tu, root, src)
         _Walker(tu, root, bundle_files, files, seen_uses, module,
                 dma_buffer_args or {}, tuple(initcall_macros)).run()
+        _add_missing_members(missing, files, seen_uses)
     return BundleScan(version, files)
+
+
+def _add_missing_members(missing: list[tuple[str, Loc]], files: dict[str, FileScan], seen: set) -> None:
+    """Struct members the DDE's structs lack, as uses with no declaration (as undeclared functions are)."""
+    for name, loc in missing:
+        key = (name, "member", loc.file, loc.offset)
+        if loc.file not in files or key in seen:
+            continue
+        seen.add(key)
+        member = name.split(".")[-1].encode()
+        text = files[loc.file].text
+        length = len(member) if text[loc.offset:loc.offset + len(member)] == member else 0
+        files[loc.file].uses.append(ApiUse(name, "member", loc, length, "", implicit=True, inline=True))
 
 
 def _dde_relative(path: str) -> str:
@@ -200,13 +214,30 @@ def _place(loc, root: Path, src: str) -> str:
     return str(where) if where else (f"{loc.file}:{loc.line}" if loc.file else src)
 
 
-def _check_diagnostics(tu, root: Path, src: str) -> None:
+# A source newer than the DDE's headers may use a struct member they lack (2.6.31 renamed
+# struct request's data_len to resid_len): recorded as a use with no declaration, which a
+# rule maps or the plan reports as unmapped, as it does an undeclared function.
+_MISSING_MEMBER = re.compile(r"no member named '(\w+)' in '(?:struct|union) (\w+)'")
+# An undeclared function returns int in C89: assigning that to a pointer is the same gap, not
+# another error (the rule that maps the function declares it; `porter check` compiles the result).
+_IMPLICIT_INT_CONSEQUENCE = "incompatible integer to pointer conversion"
+
+
+def _check_diagnostics(tu, root: Path, src: str) -> list[tuple[str, Loc]]:
     """Stop on errors; name what most likely caused them. An error here usually
     means the source is newer or older than the DDE's Linux headers: a function
     they do not declare (its implicit int then breaks an assignment), or one
-    they declare with another signature (clang's 'declared here' note)."""
-    errors, undeclared = [], {}
-    for d in tu.diagnostics:
+    they declare with another signature (clang's 'declared here' note).
+    Returns the struct members the DDE lacks (struct.member, where)."""
+    errors, undeclared, missing = [], {}, []
+    diagnostics = list(tu.diagnostics)
+    implicit_lines = set()
+    for d in diagnostics:
+        if "undeclared function" in d.spelling or "implicit declaration" in d.spelling:
+            where = _loc(d.location, root)
+            if where:
+                implicit_lines.add((where.file, where.line))
+    for d in diagnostics:
         if "undeclared function" in d.spelling or "implicit declaration" in d.spelling:
             # recorded as an implicit API use by the walker; named below if the parse fails
             name = re.search(r"function '(\w+)'", d.spelling)
@@ -215,11 +246,20 @@ def _check_diagnostics(tu, root: Path, src: str) -> None:
             continue
         if d.severity < ci.Diagnostic.Error:
             continue
+        where = _loc(d.location, root)
+        member = _MISSING_MEMBER.search(d.spelling)
+        if member and where is not None:
+            missing.append((f"{member.group(2)}.{member.group(1)}", where))
+            continue
         text = f"{_place(d.location, root, src)}: {d.spelling}"
         for note in d.children:
             if note.spelling.endswith("declared here") and note.location.file:
                 text += f" [{note.spelling} in {_dde_relative(note.location.file.name)}:{note.location.line}]"
-        errors.append(text)
+        consequence = (_IMPLICIT_INT_CONSEQUENCE in d.spelling and where is not None
+                       and (where.file, where.line) in implicit_lines)
+        errors.append((text, consequence))
+    # consequences alone do not stop the scan; beside another error they are listed with it
+    errors = [text for text, _ in errors] if not all(c for _, c in errors) else []
     if errors:
         more = f"\n  ... and {len(errors) - 12} more" if len(errors) > 12 else ""
         hint = ""
@@ -229,6 +269,7 @@ def _check_diagnostics(tu, root: Path, src: str) -> None:
         raise ScanError(f"{src} does not parse as C against the DDE's headers "
                         f"(truncated, not C, or not this Linux version?):\n  "
                         + "\n  ".join(errors[:12]) + more + hint)
+    return missing
 
 
 class _Walker:

@@ -30,3 +30,9 @@ def tree_report(tree: Path) -> dict:
 def tree_dde_id(tree: Path) -> str | None:
     """The id of the DDE tree the tree was ported against, when it says."""
     return tree_report(tree).get("inputs", {}).get("dde_id")
+
+
+def tree_dde_libraries(tree: Path) -> tuple[str, ...]:
+    """The DDE libraries the tree links besides libdde_linux26.o.a (trees from before bundles
+    chose theirs: net)."""
+    return tuple(tree_report(tree).get("dde_libraries", ("net",)))

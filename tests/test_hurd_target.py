@@ -187,8 +187,8 @@ def sysroot(request, linux_2_6_32):
     return ready, dde
 
 
-def _tree(dde, out: Path) -> Path:
-    inputs = load_inputs("virtio-net", "2.6.32", dde=dde)
+def _tree(dde, out: Path, bundle: str = "virtio-net") -> Path:
+    inputs = load_inputs(bundle, "2.6.32", dde=dde)
     emit_tree(plan_port(inputs, scan_inputs(inputs)), out)
     return out
 
@@ -215,6 +215,27 @@ def test_every_file_builds_for_the_hurd_with_no_unexplained_symbol(sysroot, tree
     assert glue["register_net"] in res.from_library(machdev)
     assert "__pci_register_driver" in res.from_library("libdde_linux26.o")
     assert "register_netdev" in res.from_library("libdde_linux26_net")
+
+
+def test_the_virtio_blk_tree_builds_for_the_hurd(sysroot, tmp_path):
+    """The disk's main.c and its glue (its own block device emulation, registered with
+    libmachdev) compile for the Hurd and link-check against the DDE's block library."""
+    root, dde = sysroot
+    tree = _tree(dde, tmp_path / "dde_virtio_blk", bundle="virtio-blk")
+    res = run_hurd_check(tree, root)
+    names = [c.source for c in res.compiles]
+    assert {"main.c", "machdev_glue.c", "virtio_blk.c", "porter_blkdev.c", "porter_blkio.c"} <= set(names)
+    assert all(c.ok for c in res.compiles), "\n".join(c.output for c in res.compiles if not c.ok)
+    assert not any("implicit declaration" in c.output for c in res.compiles)
+    assert res.undefined == {} and res.ok
+    glue = json.loads((tree / "porting.json").read_text())["hurd"]
+    assert glue["generation"] == root.generation
+    # libmachdev's device server finds the disks through the emulation the glue registers
+    assert glue["block_register"] in res.from_library("libmachdev")
+    assert glue["block_create_port"] in res.from_library("libmachdev")
+    assert "blk_init_queue" in res.from_library("libdde_linux26_block")
+    assert "register_netdev" not in res.from_library("libdde_linux26_net")
+    assert "-ldde_linux26_block " in (tree / "Makefile").read_text()
 
 
 def test_the_tree_says_which_generation_it_is_for(sysroot, tree):

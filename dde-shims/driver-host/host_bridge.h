@@ -29,4 +29,22 @@ int host_net_rx_mode(const char *ifname, int promisc, int allmulti,
 		     const unsigned char *mc, int nmc);
 void host_net_deliver_rx(const char *ifname, const void *frame, int len);	/* libc side */
 
+/* virtio-blk (host_blk_linux.c, and host_blk.c on the libc side): porter/blkio.h by handle */
+struct host_blk_info {
+	unsigned long long sectors;	/* 512-byte sectors of the disk or partition */
+	unsigned long long start;
+	unsigned int block_size;
+	int read_only;
+	char disk[16];
+};
+
+#define HOST_BLK_HANDLES 64
+
+int host_blk_open(const char *name, int writable, struct host_blk_info *info);	/* handle, or -errno */
+int host_blk_close(int handle);
+int host_blk_rw(int handle, unsigned long long sector, void *buf, unsigned int bytes, int write,
+		unsigned int tag);	/* 0: host_blk_complete() follows, once */
+int host_blk_flush(int handle, unsigned int tag);
+void host_blk_complete(int handle, unsigned int tag, int status);	/* libc side; any thread */
+
 #endif /* PORTER_HOST_BRIDGE_H */

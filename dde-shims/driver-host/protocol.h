@@ -64,6 +64,17 @@ enum porter_msg_type {
 	PORTER_ERROR = 68,	/* text: why a message was rejected (seq = its seq) */
 	PORTER_BYE = 69,	/* the host is exiting cleanly */
 
+	/* ctl, harness -> host: virtio-blk (host_blk.c), the disk as libmachdev drives it */
+	PORTER_BLK_OPEN = 32,	/* blk_open_req -> reply(status) + blk_open_reply */
+	PORTER_BLK_CLOSE = 33,	/* blk_handle_req -> reply(status); frees the handle's window */
+	PORTER_BLK_READ = 34,	/* blk_rw_req -> reply(status: 0 submitted, or -errno), then BLK_DONE */
+	PORTER_BLK_WRITE = 35,	/* blk_rw_req -> reply(status), then BLK_DONE */
+	PORTER_BLK_FLUSH = 36,	/* blk_rw_req (sector, bytes, offset unused) -> reply(status), then BLK_DONE */
+	PORTER_BLK_STATS = 37,	/* -> reply(status) + blk_stats_reply */
+
+	/* host -> harness (ctl): virtio-blk */
+	PORTER_BLK_DONE = 90,	/* blk_done_msg: a submitted request finished (its completion callback) */
+
 	/* io, host -> harness */
 	PORTER_PCI_GET_DEVICE = 128,	/* get_device_req -> reply(status) + pci_addr */
 	PORTER_PCI_READ = 129,		/* pci_cfg_req -> reply(status) + u32 value */
@@ -186,6 +197,55 @@ struct porter_pio_req {
 	uint16_t port;
 	uint16_t size;
 	uint32_t value;		/* writes */
+} __attribute__((packed));
+
+/* ---- virtio-blk (host_blk.c): a disk opened by its Mach name ("hd0", "hd0s1"); the data
+ * moves through the handle's window, DMA memory the host allocates at open, which the
+ * harness reads and writes at window_phys in guest memory. */
+#define PORTER_BLK_NAMESIZ	16
+#define PORTER_BLK_TAG_MAX	0x00ffffffu	/* tags a request carries back in BLK_DONE */
+
+struct porter_blk_open_req {
+	char name[PORTER_BLK_NAMESIZ];	/* NUL-padded */
+	uint32_t writable;
+	uint32_t window_bytes;		/* the data window to allocate */
+} __attribute__((packed));
+
+struct porter_blk_open_reply {
+	uint32_t handle;
+	uint32_t block_size;		/* the device's logical block size */
+	uint64_t sectors;		/* 512-byte sectors of the disk or partition */
+	uint64_t start;			/* its first sector on the disk */
+	uint32_t read_only;
+	uint32_t window_bytes;
+	uint64_t window_phys;		/* guest-physical address of the window */
+	char disk[PORTER_BLK_NAMESIZ];	/* the driver's name for the disk (vda) */
+} __attribute__((packed));
+
+struct porter_blk_handle_req {
+	uint32_t handle;
+} __attribute__((packed));
+
+struct porter_blk_rw_req {
+	uint32_t handle;
+	uint32_t tag;			/* <= PORTER_BLK_TAG_MAX */
+	uint64_t sector;		/* of the disk or partition, 512-byte units */
+	uint32_t bytes;
+	uint32_t offset;		/* of the data in the window */
+} __attribute__((packed));
+
+struct porter_blk_done_msg {
+	uint32_t handle;
+	uint32_t tag;
+	int32_t status;			/* 0 or a negative Linux errno */
+} __attribute__((packed));
+
+struct porter_blk_stats_reply {
+	uint32_t reads, writes, flushes;	/* accepted (submitted to the disk) */
+	uint32_t errors;			/* completions with a non-zero status */
+	uint32_t in_flight;			/* accepted, not completed */
+	uint32_t pad;
+	uint64_t bytes_read, bytes_written;	/* of the accepted reads and writes */
 } __attribute__((packed));
 
 #endif /* PORTER_HOST_PROTOCOL_H */

@@ -49,6 +49,42 @@ class HostStats:
     rx_dropped: int
 
 
+# ---- virtio-blk -----------------------------------------------------------------------------
+
+class BlkError(DriverHostError):
+    """A disk request the driver host refused or the disk failed; ``errno`` is positive."""
+
+    def __init__(self, what: str, status: int):
+        super().__init__(f"{what}: {os.strerror(-status)} ({status})")
+        self.errno = -status
+
+
+@dataclass(frozen=True)
+class BlkDisk:
+    """An open disk or partition (BLK_OPEN's reply): sizes in 512-byte sectors."""
+    handle: int
+    name: str                 # the Mach name it was opened by (hd0, hd0s1)
+    disk: str                 # the driver's name for the disk (vda)
+    sectors: int
+    start: int                # first sector on the disk (a partition's offset)
+    block_size: int
+    read_only: bool
+    window_phys: int          # the data window in guest memory
+    window_bytes: int
+
+
+@dataclass(frozen=True)
+class BlkStats:
+    reads: int
+    writes: int
+    flushes: int
+    errors: int
+    in_flight: int
+    bytes_read: int
+    bytes_written: int
+# -----------------------------------------------------------------------------------------------
+
+
 def _name(mtype: int) -> str:
     try:
         return P.Msg(mtype).name
@@ -79,6 +115,9 @@ class DriverHost:
         self._seq = 0
         self._lock = threading.Lock()
         self._ready = threading.Event()
+        self._blk_done: dict[int, int] = {}          # virtio-blk: tag -> completion status
+        self._blk_cond = threading.Condition()
+        self._blk_tag = 0
         self._closed = False
         self._dir = Path(tempfile.mkdtemp(prefix="porter-host-"))
         self.log_path = self._dir / "driver-host.log"
@@ -238,6 +277,80 @@ class DriverHost:
         _, body = self._call(P.Msg.STATS)
         return HostStats(*P.STATS_REPLY.unpack_from(body))
 
+    # -- virtio-blk: the disk as libmachdev drives it (open by name, sectors, completions) ------
+    def blk_open(self, name: str = "hd0", writable: bool = True, window_bytes: int = 1 << 20) -> BlkDisk:
+        raw = name.encode()
+        if not raw or len(raw) >= P.BLK_NAMESIZ:
+            raise ValueError(f"disk name {name!r} must have 1..{P.BLK_NAMESIZ - 1} bytes")
+        status, body = self._call(P.Msg.BLK_OPEN, P.BLK_OPEN_REQ.pack(raw, int(writable), window_bytes))
+        if status:
+            raise BlkError(f"open {name}", status)
+        handle, bs, sectors, start, ro, wbytes, wphys, disk = P.BLK_OPEN_REPLY.unpack_from(body)
+        return BlkDisk(handle, name, disk.split(b"\0", 1)[0].decode(), sectors, start, bs, bool(ro), wphys, wbytes)
+
+    def blk_close(self, disk: BlkDisk) -> None:
+        status, _ = self._call(P.Msg.BLK_CLOSE, P.BLK_HANDLE_REQ.pack(disk.handle))
+        if status:
+            raise BlkError(f"close {disk.name}", status)
+
+    def blk_submit(self, disk: BlkDisk, op: str, sector: int = 0, nbytes: int = 0, offset: int = 0) -> tuple[int, int]:
+        """Send one request ("read", "write", "flush"); (its tag, the host's verdict: 0 or -errno).
+        A request taken (0) completes later: ``blk_wait(tag)``."""
+        mtype = {"read": P.Msg.BLK_READ, "write": P.Msg.BLK_WRITE, "flush": P.Msg.BLK_FLUSH}[op]
+        with self._blk_cond:
+            self._blk_tag = (self._blk_tag + 1) & P.BLK_TAG_MAX
+            tag = self._blk_tag
+            self._blk_done.pop(tag, None)
+        status, _ = self._call(mtype, P.BLK_RW_REQ.pack(disk.handle, tag, sector, nbytes, offset))
+        return tag, status
+
+    def blk_wait(self, tag: int, timeout: float = 10.0) -> int:
+        """The completion status of request ``tag`` (its BLK_DONE)."""
+        deadline = time.monotonic() + timeout
+        with self._blk_cond:
+            while tag not in self._blk_done:
+                left = deadline - time.monotonic()
+                if self.proc.poll() is not None:
+                    raise self._failure(f"the driver host died while disk request {tag} was pending")
+                if left <= 0:
+                    raise TimeoutError(f"disk request {tag}: no completion within {timeout}s")
+                self._blk_cond.wait(min(left, 0.2))
+            return self._blk_done.pop(tag)
+
+    def blk_completed(self) -> dict[int, int]:
+        """Every completion not yet waited for (tag -> status), taken."""
+        with self._blk_cond:
+            done, self._blk_done = self._blk_done, {}
+            return done
+
+    def blk_io(self, disk: BlkDisk, op: str, sector: int = 0, nbytes: int = 0, offset: int = 0,
+               timeout: float = 10.0) -> int:
+        """Submit and wait: 0, or -errno (refused by the host, or failed at the disk)."""
+        tag, status = self.blk_submit(disk, op, sector, nbytes, offset)
+        return status if status else self.blk_wait(tag, timeout)
+
+    def blk_read(self, disk: BlkDisk, sector: int, nbytes: int, offset: int = 0, timeout: float = 10.0) -> bytes:
+        status = self.blk_io(disk, "read", sector, nbytes, offset, timeout)
+        if status:
+            raise BlkError(f"read {disk.name} sector {sector} +{nbytes}", status)
+        return self.machine.memory.read(disk.window_phys + offset, nbytes)
+
+    def blk_write(self, disk: BlkDisk, sector: int, data: bytes, offset: int = 0, timeout: float = 10.0) -> None:
+        self.machine.memory.write(disk.window_phys + offset, data)
+        status = self.blk_io(disk, "write", sector, len(data), offset, timeout)
+        if status:
+            raise BlkError(f"write {disk.name} sector {sector} +{len(data)}", status)
+
+    def blk_flush(self, disk: BlkDisk, timeout: float = 10.0) -> None:
+        status = self.blk_io(disk, "flush", timeout=timeout)
+        if status:
+            raise BlkError(f"flush {disk.name}", status)
+
+    def blk_stats(self) -> BlkStats:
+        _, body = self._call(P.Msg.BLK_STATS)
+        reads, writes, flushes, errors, in_flight, _, rd, wr = P.BLK_STATS_REPLY.unpack_from(body)
+        return BlkStats(reads, writes, flushes, errors, in_flight, rd, wr)
+
     def receive(self, timeout: float = 5.0) -> tuple[str, bytes]:
         """The next frame the DDE's RX callback delivered."""
         deadline = time.monotonic() + timeout
@@ -345,6 +458,11 @@ class DriverHost:
                 n, *names = P.READY_MSG.unpack_from(msg.payload)
                 self.ready_ifnames = [x.rstrip(b"\0").decode() for x in names[:n]]
                 self._ready.set()
+            elif msg.type == P.Msg.BLK_DONE and len(msg.payload) == P.BLK_DONE_MSG.size:
+                _, tag, status = P.BLK_DONE_MSG.unpack(msg.payload)
+                with self._blk_cond:
+                    self._blk_done[tag] = status
+                    self._blk_cond.notify_all()
             elif msg.type == P.Msg.LOG:
                 self.logs.append(msg.payload.decode(errors="replace"))
             elif msg.type == P.Msg.BYE:

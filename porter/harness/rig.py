@@ -156,3 +156,36 @@ class NetRig(Rig):
     @property
     def mac_bytes(self) -> bytes:
         return bytes.fromhex(self.mac.replace(":", ""))
+
+
+class BlkRig(Rig):
+    """virtio-blk on a raw image file: QEMU's own virtio-blk-pci (backend="qemu",
+    device_options = its -device properties) or porter's model over the same file
+    (backend="sim", device_options = SimBlkDevice's). ``read_only``: the disk is
+    read-only (QEMU's read-only=on, the model's VIRTIO_BLK_F_RO)."""
+
+    def __init__(self, host_executable: Path, image: Path, *, backend: str = "qemu", read_only: bool = False,
+                 device_options=None, mem_size: int = 64 << 20, **rig_options):
+        self.image = Path(image)
+        if not self.image.is_file():
+            raise ValueError(f"{self.image}: the disk image does not exist")
+        self.read_only = read_only
+        self.device_options = dict(device_options or {})
+        super().__init__(host_executable, backend=backend, mem_size=mem_size, **rig_options)
+
+    def make_device(self):
+        return blk_device(self.backend, self.image, read_only=self.read_only, options=self.device_options)
+
+
+def blk_device(backend: str, image: Path, *, read_only: bool = False, options=None):
+    """A virtio-blk backend over the raw ``image``: QEMU's virtio-blk-pci (``options``: its
+    -device properties) or porter's sim (``options``: SimBlkDevice's)."""
+    options = dict(options or {})
+    if backend == "sim":
+        from .sim_blk import SimBlkDevice
+        return SimBlkDevice(image, read_only=read_only, **options)
+    # QEMU's option syntax doubles a comma inside a value
+    path = str(Path(image).resolve()).replace(",", ",,")
+    blockdev = (f"driver=raw,node-name=disk0,file.driver=file,file.filename={path}"
+                + (",read-only=on" if read_only else ""))
+    return QemuDevice("virtio-blk-pci", options={"drive": "disk0", **options}, extra_args=["-blockdev", blockdev])

@@ -3,7 +3,8 @@
 ``LegacyVirtioDriver`` does what every legacy driver does (BAR0, reset,
 feature negotiation, rings, DRIVER_OK, kicks, INTx with EOI); a device's
 driver adds its queues' buffers and its traffic. ``NetRingDriver`` is a
-minimal virtio-net driver. None of this is the product: it is the ruler.
+minimal virtio-net driver, ``BlkRingDriver`` a minimal virtio-blk driver.
+None of this is the product: it is the ruler.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from porter.harness.memory import GuestMemory, store_u16
 from porter.harness.pci import PCI_DEVICE_ID, PCI_VENDOR_ID, PciFunction, assign_io_bar
+from porter.harness.virtio_blk import (
+    SECTOR, VIRTIO_BLK_CONFIG, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX,
+    VIRTIO_BLK_F_SIZE_MAX, VIRTIO_BLK_OUTHDR, VIRTIO_BLK_REQUEST_QUEUE, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_FLUSH,
+    VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT)
 from porter.harness.virtio_net import (
     VIRTIO_NET_CONFIG_MAC, VIRTIO_NET_CONFIG_STATUS, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS,
     VIRTIO_NET_HDR_LEN, VIRTIO_NET_RX_QUEUE, VIRTIO_NET_S_LINK_UP, VIRTIO_NET_TX_QUEUE, header_len)
 from porter.harness.virtio_pci import (
     VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_PCI_CONFIG,
-    VIRTIO_PCI_DEVICE_NET, VIRTIO_PCI_GUEST_FEATURES, VIRTIO_PCI_HOST_FEATURES, VIRTIO_PCI_ISR,
+    VIRTIO_PCI_DEVICE_BLK, VIRTIO_PCI_DEVICE_NET, VIRTIO_PCI_GUEST_FEATURES, VIRTIO_PCI_HOST_FEATURES, VIRTIO_PCI_ISR,
     VIRTIO_PCI_QUEUE_ADDR_SHIFT, VIRTIO_PCI_QUEUE_NOTIFY, VIRTIO_PCI_QUEUE_NUM, VIRTIO_PCI_QUEUE_PFN,
     VIRTIO_PCI_QUEUE_SEL, VIRTIO_PCI_STATUS, VIRTIO_PCI_VENDOR, bit)
 from porter.harness.vring import (U16, VRING_DESC, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_USED_ELEM,
@@ -95,6 +100,14 @@ class Virtqueue:
         if device_writes is not None:
             flags = self.memory.unpack("<H", desc + 12)[0] & ~VRING_DESC_F_WRITE
             self.memory.pack("<H", desc + 12, flags | (VRING_DESC_F_WRITE if device_writes else 0))
+
+    def link(self, slot: int, i: int, j: Optional[int]) -> None:
+        """Make segment ``j`` of ``slot`` follow segment ``i`` (``j`` None: ``i`` ends the chain),
+        e.g. to leave out a data segment a request does not use (devices refuse empty buffers)."""
+        desc = self._desc(slot, i)
+        flags = self.memory.unpack("<H", desc + 12)[0] & ~VRING_DESC_F_NEXT
+        self.memory.pack("<HH", desc + 12, flags | (0 if j is None else VRING_DESC_F_NEXT),
+                         0 if j is None else self.per_slot * slot + j)
 
     def add(self, slot: int) -> None:
         """Put ``slot`` on the avail ring (invisible to the device until publish())."""
@@ -401,3 +414,131 @@ class NetRingDriver(LegacyVirtioDriver):
         except TimeoutError as e:
             raise TimeoutError(f"{e} (got {len(frames)})") from None
         return frames
+
+
+@dataclass(frozen=True)
+class BlkDone:
+    """A finished virtio-blk request: the slot, its status byte, the bytes the device wrote."""
+    slot: int
+    status: int
+    written: int
+
+
+class BlkRingDriver(LegacyVirtioDriver):
+    """A minimal legacy virtio-blk driver: a slot is a request header, one data buffer of
+    ``max_bytes`` and the status byte (three descriptors, as a 2.6 driver lays out a
+    one-segment request); requests go out in batches with one kick each.
+
+    ``submit()`` posts requests without waiting, ``reap()`` takes the finished ones
+    (``read_data()`` gives a read's bytes), ``read()``/``write()``/``flush()`` do one
+    request and wait for it.
+    """
+
+    PCI_DEVICE_ID = VIRTIO_PCI_DEVICE_BLK
+    NAME = "virtio-blk"
+    DATA, STATUS = 1, 2              # the segments of a slot after the header (0)
+
+    def __init__(self, device: PciFunction, memory: GuestMemory, *,
+                 features: int = (bit(VIRTIO_BLK_F_SEG_MAX) | bit(VIRTIO_BLK_F_SIZE_MAX) | bit(VIRTIO_BLK_F_BLK_SIZE)
+                                  | bit(VIRTIO_BLK_F_FLUSH) | bit(VIRTIO_BLK_F_RO)),
+                 max_bytes: int = 128 * 1024, **kwargs) -> None:
+        super().__init__(device, memory, features=features, **kwargs)
+        self.max_bytes = max_bytes
+        self.vq: Optional[Virtqueue] = None
+        self._queued = 0
+
+    def queues(self) -> list[tuple[int, Sequence[Segment]]]:
+        return [(VIRTIO_BLK_REQUEST_QUEUE, (Segment(VIRTIO_BLK_OUTHDR.size, False), Segment(self.max_bytes, True),
+                                            Segment(1, True)))]
+
+    def ready(self, queues: list[Virtqueue]) -> None:
+        (self.vq,) = queues
+
+    # -- what the device says -----------------------------------------------------------------
+
+    def _config(self) -> tuple:
+        return VIRTIO_BLK_CONFIG.unpack(self.config(0, VIRTIO_BLK_CONFIG.size))
+
+    @property
+    def capacity(self) -> int:
+        """The disk's size in SECTORs."""
+        return self._config()[0]
+
+    @property
+    def block_size(self) -> int:
+        return self._config()[6] if self.has(VIRTIO_BLK_F_BLK_SIZE) else SECTOR
+
+    @property
+    def read_only(self) -> bool:
+        return self.has(VIRTIO_BLK_F_RO)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    @property
+    def free_slots(self) -> int:
+        return len(self.vq.free)
+
+    def submit(self, kind: int, sector: int = 0, nbytes: int = 0, data: Optional[bytes] = None) -> int:
+        """Queue one request (VIRTIO_BLK_T_IN, _OUT with ``data``, _FLUSH); its slot. kick() sends the batch."""
+        vq = self.vq
+        assert vq is not None, "start() first"
+        if not vq.free:
+            raise DeviceError("no free slot: reap() finished requests first")
+        if kind == VIRTIO_BLK_T_OUT:
+            nbytes = len(data)
+        if nbytes > self.max_bytes or nbytes % SECTOR:
+            raise ValueError(f"{nbytes} bytes: a slot moves whole sectors up to {self.max_bytes} bytes")
+        slot = vq.free.popleft()
+        self.memory.pack(VIRTIO_BLK_OUTHDR, vq.addr(slot, 0), kind, 0, sector)
+        self.memory.write(vq.addr(slot, self.STATUS), b"\xff")          # a status the device must overwrite
+        if nbytes:
+            if data is not None:
+                self.memory.write(vq.addr(slot, self.DATA), data)
+            vq.set_segment(slot, self.DATA, nbytes, device_writes=kind == VIRTIO_BLK_T_IN)
+            vq.link(slot, 0, self.DATA)
+        else:
+            vq.link(slot, 0, self.STATUS)                               # no empty data buffer
+        vq.add(slot)
+        self._queued += 1
+        return slot
+
+    def kick_requests(self) -> None:
+        if self._queued:
+            self.vq.publish()
+            self.kick(self.vq)
+            self._queued = 0
+
+    def reap(self) -> list[BlkDone]:
+        """The requests the device has finished since the last reap; their slots are free again."""
+        done = []
+        for slot, written in self.vq.take_used():
+            done.append(BlkDone(slot, self.memory.read(self.vq.addr(slot, self.STATUS), 1)[0], written))
+            self.vq.free.append(slot)
+        return done
+
+    def read_data(self, slot: int, nbytes: int) -> bytes:
+        return self.memory.read(self.vq.addr(slot, self.DATA), nbytes)
+
+    def request(self, kind: int, sector: int = 0, nbytes: int = 0, data: Optional[bytes] = None,
+                timeout: float = 5.0) -> BlkDone:
+        """One request, sent and waited for; what the device made of it."""
+        slot = self.submit(kind, sector, nbytes, data)
+        self.kick_requests()
+        done: list[BlkDone] = []
+        self.wait_for(lambda: bool(done.extend(self.reap()) or done), timeout, f"virtio-blk request type {kind}")
+        (result,) = done
+        assert result.slot == slot
+        return result
+
+    def read(self, sector: int, nbytes: int, timeout: float = 5.0) -> bytes:
+        done = self.request(VIRTIO_BLK_T_IN, sector, nbytes, timeout=timeout)
+        if done.status != VIRTIO_BLK_S_OK:
+            raise DeviceError(f"read of {nbytes} bytes at sector {sector}: status {done.status}")
+        return self.read_data(done.slot, nbytes)
+
+    def write(self, sector: int, data: bytes, timeout: float = 5.0) -> int:
+        """The request's status byte (VIRTIO_BLK_S_OK, or the device's refusal)."""
+        return self.request(VIRTIO_BLK_T_OUT, sector, data=data, timeout=timeout).status
+
+    def flush(self, timeout: float = 5.0) -> int:
+        return self.request(VIRTIO_BLK_T_FLUSH, timeout=timeout).status

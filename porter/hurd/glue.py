@@ -43,6 +43,14 @@ class HurdGlue:
     trivfs_server: str = "trivfs_server"        # 2020: "startup+loop", "bootstrap" or "plain"
     headers: tuple[str, ...] = ("hurd/machdev.h",)
     libs: tuple[str, ...] = ()
+    # a block bundle's glue registers its own device emulation (libmachdev's block.c is
+    # left out of both generations' builds); empty for a net bundle
+    block_ops: str = ""                         # the operations table's struct
+    block_emul_device: str = ""                 # what a device port carries after its port_info
+    block_register: str = ""                    # registers the table with libmachdev
+    block_create_port: str = ""                 # makes a device port in libmachdev's bucket
+    block_declared: bool = True                 # installed headers declare all four
+    block_open_name: str = "const char *"       # the open operation's name parameter
 
     def as_context(self) -> dict:
         return asdict(self)
@@ -68,7 +76,15 @@ def _defines(sources: list[Path], function: str) -> Path | None:
     return None
 
 
-def hurd_glue(dde_root: Path, hurd_tree: Path | None = None) -> HurdGlue:
+def hurd_glue(dde_root: Path, hurd_tree: Path | None = None, dde_libraries=("net",)) -> HurdGlue:
+    """The glue for a bundle linking ``dde_libraries`` (libdde_linux26_<name>) besides libdde_linux26.o."""
+    glue = _interfaces(dde_root, hurd_tree)
+    if tuple(dde_libraries) == ("net",):
+        return glue
+    return _bundle_glue(glue, dde_root, hurd_tree, tuple(dde_libraries))
+
+
+def _interfaces(dde_root: Path, hurd_tree: Path | None) -> HurdGlue:
     g = gen.of_dde_tree(dde_root)
     if g.name == "2016":
         return HurdGlue("2016", [g.evidence], libs=LIBS["2016"])
@@ -113,3 +129,65 @@ def hurd_glue(dde_root: Path, hurd_tree: Path | None = None) -> HurdGlue:
                     device_server="machdevdde_server", device_init="machdev_device_init",
                     trivfs_init=trivfs_init, trivfs_server=server,
                     headers=("hurd/machdev.h", "hurd/machdevdde.h"), libs=LIBS["2020"])
+
+
+# ---- a bundle's own libraries, and a block bundle's device emulation ---------------------
+
+# The operations of 2016 libmachdev's struct device_emulation_ops (device_emul.h, not installed
+# by hurd-dev), in its order: porter's glue declares the table with this layout.
+DEVICE_EMULATION_OPS_2016 = ("init", "reference", "dealloc", "dev_to_port", "open", "close", "write",
+                             "write_inband", "read", "read_inband", "set_status", "get_status",
+                             "set_filter", "map", "no_senders", "write_trap", "writev_trap")
+
+
+def _struct_members(text: str, struct: str) -> tuple[str, ...] | None:
+    """The function-pointer members of ``struct <name> { ... };`` in order, or None."""
+    m = re.search(rf"struct\s+{re.escape(struct)}\s*\{{(.*?)\}};", text, re.S)
+    return tuple(re.findall(r"\(\s*\*\s*(\w+)\s*\)", m.group(1))) if m else None
+
+
+def _bundle_glue(glue: HurdGlue, dde_root: Path, hurd_tree: Path | None, libraries: tuple[str, ...]) -> HurdGlue:
+    from dataclasses import replace
+    libs = tuple(lib for lib in glue.libs if lib != "-ldde_linux26_net")
+    at = libs.index("-ldde_linux26.o") + 1
+    libs = libs[:at] + tuple(f"-ldde_linux26_{name}" for name in libraries) + libs[at:]
+    if "block" not in libraries:
+        return replace(glue, libs=libs)
+    evidence = list(glue.evidence)
+    if glue.generation == "2016":
+        machdev = dde_root / "libmachdev"
+        routines = [machdev / "ds_routines.c"]
+        for fn in ("reg_dev_emul", "create_device_port"):
+            if not _defines(routines, fn):
+                raise PorterError(f"{machdev}/ds_routines.c does not define {fn}(), which porter's 2016 "
+                                  "block glue registers its disks with")
+        members = _struct_members(_text(machdev / "device_emul.h"), "device_emulation_ops")
+        if members != DEVICE_EMULATION_OPS_2016:
+            raise PorterError(f"{machdev}/device_emul.h: struct device_emulation_ops has "
+                              f"{members or 'no operations porter can read'}; porter's 2016 block glue "
+                              f"declares {', '.join(DEVICE_EMULATION_OPS_2016)}")
+        evidence.append("libmachdev/ds_routines.c defines reg_dev_emul and create_device_port; "
+                        "device_emul.h (not installed) lays out the 17 operations the glue declares")
+        return replace(glue, libs=libs, evidence=evidence, block_ops="device_emulation_ops",
+                       block_emul_device="emul_device", block_register="reg_dev_emul",
+                       block_create_port="create_device_port", block_declared=False,
+                       block_open_name="char *")
+    open_name = "const char *"
+    if hurd_tree is not None:
+        machdev_h = _text(hurd_tree / "libmachdev" / "machdev.h")
+        for fn in ("machdev_register", "machdev_create_device_port"):
+            if _prototype(machdev_h, fn) is None:
+                raise PorterError(f"{hurd_tree}/libmachdev/machdev.h does not declare {fn}(), which "
+                                  "porter's 2020 block glue registers its disks with")
+        emul = _text(hurd_tree / "libmachdev" / "machdev-device_emul.h")
+        m = re.search(r"\(\s*\*\s*open\s*\)\s*\(([^)]*)\)", emul)
+        if m and "const char" not in m.group(1):
+            open_name = "char *"
+        evidence.append("hurd.git libmachdev/machdev.h declares machdev_register and "
+                        f"machdev_create_device_port; open takes {open_name.strip()}")
+    else:
+        evidence.append("block glue: hurd.git's machdev_register and machdev_create_device_port assumed")
+    return replace(glue, libs=libs, evidence=evidence, block_ops="machdev_device_emulation_ops",
+                   block_emul_device="machdev_emul_device", block_register="machdev_register",
+                   block_create_port="machdev_create_device_port", block_declared=True,
+                   block_open_name=open_name)

@@ -1,5 +1,6 @@
 """Harness fixtures: a driver host built from Linux 2.6.32's virtio-net, and rigs around it."""
 
+import json
 import os
 import re
 from pathlib import Path
@@ -12,17 +13,31 @@ from porter.pipeline import load_inputs, scan_inputs
 from porter.plan import plan_port
 
 
-@pytest.fixture(scope="session")
-def virtio_net_tree(request, tmp_path_factory):
-    """The tree under test: `porter test TREE` names it, else one emitted from the cache."""
-    if os.environ.get("PORTER_TEST_TREE"):
-        return Path(os.environ["PORTER_TEST_TREE"])
+def tree_under_test(request, tmp_path_factory, bundle: str) -> Path:
+    """The ``bundle`` tree under test: `porter test TREE` names it (PORTER_TEST_TREE), else
+    2.6.32's, emitted from the cache."""
+    named = os.environ.get("PORTER_TEST_TREE")
+    if named and _tree_of_bundle(named, bundle):
+        return Path(named)
     request.getfixturevalue("linux_2_6_32")
     request.getfixturevalue("dde_tree")
-    inputs = load_inputs("virtio-net", "2.6.32")
-    out = tmp_path_factory.mktemp("tree") / "dde_virtio_net"
+    inputs = load_inputs(bundle, "2.6.32")
+    out = tmp_path_factory.mktemp("tree") / f"dde_{bundle.replace('-', '_')}"
     emit_tree(plan_port(inputs, scan_inputs(inputs)), out)
     return out
+
+
+def _tree_of_bundle(path: str, bundle: str) -> bool:
+    try:
+        return json.loads((Path(path) / "porting.json").read_text()).get("bundle") == bundle
+    except (OSError, ValueError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def virtio_net_tree(request, tmp_path_factory):
+    """The virtio-net tree under test."""
+    return tree_under_test(request, tmp_path_factory, "virtio-net")
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +50,15 @@ def virtio_net_host(virtio_net_tree, dde_tree, dde_build):
 def driver_features(virtio_net_tree) -> set[str]:
     """The feature names the tree's drivers ask for: virtio_net's feature table and
     the transport features virtio_ring accepts (older releases ask for fewer)."""
-    net = (virtio_net_tree / "virtio_net.c").read_text()
-    table = re.search(r"static unsigned int features\[\] = \{(.*?)\};", net, re.S)
+    return _features_asked(virtio_net_tree, "virtio_net.c")
+
+
+def _features_asked(tree: Path, driver: str) -> set[str]:
+    """The driver's feature table and the transport features the tree's virtio_ring accepts."""
+    source = (tree / driver).read_text()
+    table = re.search(r"static unsigned int features\[\] = \{(.*?)\};", source, re.S)
     names = set(re.findall(r"\bVIRTIO_\w+_F_\w+", table.group(1))) if table else set()
-    ring = (virtio_net_tree / "virtio_ring.c").read_text()
+    ring = (tree / "virtio_ring.c").read_text()
     return names | set(re.findall(r"case (VIRTIO_RING_F_\w+):", ring))
 
 
@@ -78,3 +98,34 @@ def backend_ready(request, backend):
     if backend == "qemu":
         request.getfixturevalue("qemu_available")
     return backend
+
+
+# -- virtio-blk ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def virtio_blk_tree(request, tmp_path_factory):
+    """The virtio-blk tree under test."""
+    return tree_under_test(request, tmp_path_factory, "virtio-blk")
+
+
+@pytest.fixture(scope="session")
+def virtio_blk_host(virtio_blk_tree, dde_tree, dde_build):
+    """The driver host executable for the ported virtio-blk."""
+    return build_host(virtio_blk_tree, dde_tree, dde_build, log=lambda m: None).executable
+
+
+@pytest.fixture(scope="session")
+def blk_driver_features(virtio_blk_tree) -> set[str]:
+    """The feature names the tree's virtio_blk asks for (VIRTIO_BLK_F_FLUSH from 2.6.32 on)."""
+    return _features_asked(virtio_blk_tree, "virtio_blk.c")
+
+
+@pytest.fixture
+def disk_image(tmp_path):
+    """make(size, content=None) -> (path, bytearray model): a raw image file of random bytes."""
+    def make(size: int = 8 << 20, content: bytes | None = None, name: str = "disk.img"):
+        data = bytearray(content if content is not None else os.urandom(size))
+        path = tmp_path / name
+        path.write_bytes(data)
+        return path, data
+    return make
