@@ -98,31 +98,14 @@ def cmd_build(args) -> int:
     return 0
 
 
-# bundle -> device -> the harness files `porter test` runs (tests/harness/)
-TEST_SUITES = {"virtio-net": {"qemu": ["test_driver_host.py", "test_virtio_net.py"],
-                              "sim": ["test_virtio_net.py"]},
-               "virtio-blk": {"qemu": ["test_virtio_blk.py"], "sim": ["test_virtio_blk.py"]}}
-
-
 def cmd_test(args) -> int:
-    import os
-    import subprocess
-    from . import DATA_ROOT
-    from .tree import emitted_tree, tree_report
-    harness = DATA_ROOT / "tests" / "harness"
-    if not harness.is_dir():
-        raise PorterError(f"{harness}: the harness tests are missing; reinstall porter")
-    tree = emitted_tree(args.tree)
-    bundle = tree_report(tree).get("bundle")
-    if bundle not in TEST_SUITES:
-        raise PorterError(f"{tree}: bundle {bundle!r} has no harness suite (porter has suites for "
-                          f"{', '.join(sorted(TEST_SUITES))})")
-    files = [str(harness / f) for f in TEST_SUITES[bundle][args.device]]
-    # one suite runs on every backend; this picks the one asked for (tests/harness/conftest.py)
-    env = dict(os.environ, PORTER_TEST_TREE=str(tree), PORTER_TEST_BACKENDS=args.device)
-    rc = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files,
-                          *args.pytest_args], cwd=DATA_ROOT, env=env)
-    return {0: 0, 1: 1}.get(rc, 2)   # pytest: 1 tests failed; 2-5 interrupted, usage, no tests
+    from .suites import run_harness
+    return run_harness(args.tree, args.device, args.pytest_args)
+
+
+def cmd_matrix(args) -> int:
+    from .matrix import cmd_matrix as run
+    return run(args)
 
 
 def cmd_hurd_sysroot(args) -> int:
@@ -282,6 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(pytest_args=[])    # what follows `--` goes to pytest (see main)
     t.set_defaults(func=cmd_test)
 
+    x = command("matrix", "every release of a bundle through cache, scan, port, check, build and the harness "
+                          "on QEMU, in parallel; a table, matrix.json, matrix.md and JUnit XML")
+    bundle_arg(x)
+    x.add_argument("--versions", nargs="+", choices=releases or None, metavar="RELEASE",
+                   help=f"the releases to run (default: all{': ' + ', '.join(releases) if releases else ''})")
+    x.add_argument("--jobs", "-j", type=int, metavar="N", help="releases at once (default: the cores)")
+    x.add_argument("--out", type=Path, default=Path("porter-matrix"), metavar="DIR",
+                   help="where the reports go (default: ./porter-matrix)")
+    x.add_argument("--json", action="store_true", help="matrix.json on stdout instead of the table")
+    x.set_defaults(pytest_args=[])    # what follows `--` goes to the harness's pytest
+    x.set_defaults(func=cmd_matrix)
+
     h = command("hurd", "the Hurd target: cross sysroot and toolchain")
     hsub = h.add_subparsers(dest="hurd_command", required=True, metavar="COMMAND")
     hs = hsub.add_parser("sysroot", help="build the i686-gnu sysroot (cross gcc, GNU Mach, MIG, Hurd, glibc "
@@ -315,7 +310,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # argparse mishandles `--` after a subcommand; `porter test TREE -- -k x` passes `-k x` to pytest
     passthrough = []
-    if argv[:1] == ["test"] and "--" in argv:
+    if argv[:1] in (["test"], ["matrix"]) and "--" in argv:
         argv, passthrough = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = build_parser().parse_args(argv)
     if passthrough:
