@@ -108,6 +108,11 @@ def cmd_matrix(args) -> int:
     return run(args)
 
 
+def cmd_diff_api(args) -> int:
+    from .diff_api import cmd_diff_api as run
+    return run(args)
+
+
 def cmd_hurd_sysroot(args) -> int:
     """Build the i686-gnu sysroot for each cached DDE tree's generation (or the one named)."""
     from .dde import cached_dde_trees
@@ -276,6 +281,16 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--json", action="store_true", help="matrix.json on stdout instead of the table")
     x.set_defaults(pytest_args=[])    # what follows `--` goes to the harness's pytest
     x.set_defaults(func=cmd_matrix)
+
+    d = command("diff-api", "the kernel APIs a bundle uses that changed between two releases, and the rules "
+                            "that fire in one and not the other")
+    d.add_argument("old", choices=releases or None, metavar="V1", help=releases_help)
+    d.add_argument("new", choices=releases or None, metavar="V2", help=releases_help)
+    bundle_arg(d)
+    d.add_argument("--rules", type=Path, action="append", metavar="TOML",
+                   help="rule files to use instead of porter's own (repeatable)")
+    d.add_argument("--json", action="store_true", help="the difference as JSON on stdout")
+    d.set_defaults(func=cmd_diff_api)
 
     h = command("hurd", "the Hurd target: cross sysroot and toolchain")
     hsub = h.add_subparsers(dest="hurd_command", required=True, metavar="COMMAND")
