@@ -49,6 +49,7 @@ check: demo
 bench: setup
 	$(PY) benchmarks/net_throughput.py
 	$(PY) benchmarks/blk_throughput.py
+	$(PY) benchmarks/pipeline.py
 
 # Regenerate porter/harness/contract.py from the driver host's and ddekit-linux's headers.
 contract: setup

@@ -173,13 +173,15 @@ def _dde(choice: str | None):
     return select_dde(choice)
 
 
-def _harness_errors() -> tuple[type, ...]:
+def _is_harness_error(e: BaseException) -> bool:
+    """The driver host or the device failed under the harness (only once the harness was loaded:
+    porter's other commands start without it)."""
+    if "porter.harness.driver_host" not in sys.modules:
+        return False
     from .harness.driver_host import DriverHostError
     from .harness.qemu import QemuError
-    return (DriverHostError, QemuError, TimeoutError)
+    return isinstance(e, (DriverHostError, QemuError, TimeoutError))
 
-
-HARNESS_ERRORS = _harness_errors()
 EXIT_CODES = "exit status: 0 ok, 1 a check or test failed, 2 bad input or usage (the message says what to do)"
 
 
@@ -335,17 +337,19 @@ def main(argv=None) -> int:
     except PorterError as e:
         print(f"porter: error: {e}", file=sys.stderr)
         return 2
-    except HARNESS_ERRORS as e:
-        # the driver host or the device failed under the harness: say which, not where in porter
-        first = (str(e).strip().splitlines() or [""])[0]
-        print(f"porter: error: {type(e).__name__}: {first} (`porter test TREE -- -x` shows the driver "
-              "host's and the device's output)", file=sys.stderr)
-        return 2
-    except OSError as e:
-        # a file porter could not read or write: name it; nothing was left half-written
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"porter: error: {where}{e.strerror or e}", file=sys.stderr)
-        return 2
+    except Exception as e:
+        if _is_harness_error(e):
+            # the driver host or the device failed under the harness: say which, not where in porter
+            first = (str(e).strip().splitlines() or [""])[0]
+            print(f"porter: error: {type(e).__name__}: {first} (`porter test TREE -- -x` shows the driver "
+                  "host's and the device's output)", file=sys.stderr)
+            return 2
+        if isinstance(e, OSError):
+            # a file porter could not read or write: name it; nothing was left half-written
+            where = f"{e.filename}: " if e.filename else ""
+            print(f"porter: error: {where}{e.strerror or e}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print("porter: interrupted", file=sys.stderr)
         return 130

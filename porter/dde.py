@@ -124,7 +124,14 @@ def verify_cached_dde(src: Path) -> None:
     """A cached DDE tree is what `porter fetch --dde` brought, or porter refuses it."""
     if src in _verified:
         return
+    from . import statmemo
     record = src.parent / DDE_FILES_NAME
+    paths = statmemo.tree_paths(src, lambda parts: len(parts) > 1 and parts[1] == "build"
+                                and parts[0] in PKGDIR_NAMES)
+    fp = statmemo.fingerprint([record, *paths])
+    if statmemo.recall("dde-verified", fp):
+        _verified.add(src)
+        return
     if record.is_file():
         expected = dict(reversed(line.split("  ", 1)) for line in record.read_text().splitlines() if line)
         actual = _tree_files(src)
@@ -132,6 +139,7 @@ def verify_cached_dde(src: Path) -> None:
         if changed:
             raise PorterError(f"{src / changed[0]}: the cached DDE tree changed since it was fetched "
                               f"({len(changed)} file(s)); run `porter fetch --dde` (with --from PATH) again")
+    statmemo.remember("dde-verified", fp, True)
     _verified.add(src)
 
 

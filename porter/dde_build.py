@@ -227,6 +227,17 @@ def _result(build_root: Path, *, reused: bool) -> DdeBuild:
 
 
 def _nm_symbols(paths: list[Path], which: str) -> frozenset[str]:
+    from . import statmemo
+    fp = statmemo.fingerprint(paths, which)
+    known = statmemo.recall("nm", fp)
+    if known is not None:
+        return frozenset(known)
+    symbols = _run_nm(paths, which)
+    statmemo.remember("nm", fp, sorted(symbols))
+    return symbols
+
+
+def _run_nm(paths: list[Path], which: str) -> frozenset[str]:
     result = subprocess.run(["nm", "-P", "-g", which, *map(str, paths)],
                             capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
     if result.returncode != 0:
@@ -243,16 +254,31 @@ def _nm_symbols_cached(paths: tuple[str, ...], mtimes: tuple[int, ...]) -> froze
 
 def _build_key(src_tree: Path) -> str:
     """Everything that changes the libraries: source contents, compiler, flags, compat headers."""
+    from . import statmemo
+    # neither the job count nor where the checkout is (clones share one cache) changes the output
+    commands = [shlex.join(command) for _, _, command in make_steps(jobs=1, compat_dir=Path("<compat>"))]
+    pkg = _pkg_name(src_tree)
+    trees = [src_tree / name for name in _dirs(src_tree)] + [COMPAT_INCLUDE_DIR]
+    # porter's fetch lays out OBJ_BASE/include in the source; not an input
+    inputs = {tree: statmemo.tree_paths(tree, lambda parts, t=tree: parts[:1] == ("build",) and t.name == pkg)
+              for tree in trees}
+    gcc = shutil.which("gcc")
+    fp = statmemo.fingerprint([Path(os.path.realpath(gcc)) if gcc else Path("<no gcc>"),
+                               *(p for paths in inputs.values() for p in paths)], *commands)
+    key = statmemo.recall("dde-build-key", fp)
+    if key is None:
+        key = _build_key_of(inputs, commands)
+        statmemo.remember("dde-build-key", fp, key)
+    return key
+
+
+def _build_key_of(inputs: dict, commands: list[str]) -> str:
     digest = hashlib.sha256()
     digest.update(_compiler_version().encode())
-    # neither the job count nor where the checkout is (clones share one cache) changes the output
-    for _, _, command in make_steps(jobs=1, compat_dir=Path("<compat>")):
-        digest.update(shlex.join(command).encode())
-    pkg = _pkg_name(src_tree)
-    for tree in [src_tree / name for name in _dirs(src_tree)] + [COMPAT_INCLUDE_DIR]:
-        for path in sorted(tree.rglob("*")):
-            if "build" in path.relative_to(tree).parts[:1] and tree.name == pkg:
-                continue        # porter's fetch lays out OBJ_BASE/include in the source; not an input
+    for command in commands:
+        digest.update(command.encode())
+    for tree, paths in inputs.items():
+        for path in map(Path, paths):
             digest.update(str(path.relative_to(tree.parent)).encode() + b"\0")
             if path.is_symlink():
                 digest.update(os.readlink(path).encode())
@@ -298,9 +324,16 @@ def _sha256(path: Path) -> str:
 
 def _changed_artefacts(build_root: Path, stamp: dict) -> list[Path]:
     """The built libraries that are missing or differ from what the build wrote (a corrupt cache)."""
+    from . import statmemo
     recorded = stamp.get("sha256", {})
-    return [p for p in _artefacts(build_root).values()
-            if not p.is_file() or (str(p) in recorded and _sha256(p) != recorded[str(p)])]
+    paths = list(_artefacts(build_root).values())
+    fp = statmemo.fingerprint(paths, json.dumps(recorded, sort_keys=True))
+    if statmemo.recall("dde-artefacts-intact", fp):
+        return []
+    changed = [p for p in paths if not p.is_file() or (str(p) in recorded and _sha256(p) != recorded[str(p)])]
+    if not changed:
+        statmemo.remember("dde-artefacts-intact", fp, True)
+    return changed
 
 
 def ensure_build(tree, log=print) -> DdeBuild:

@@ -50,9 +50,16 @@ def _md_cell(s: str) -> str:
 
 def _env(bundle: str) -> jinja2.Environment:
     """Templates of ``bundle`` (templates/<bundle>/: its main.c and Hurd glue) before the shared ones."""
+    from .cache import cache_root
+    jinja_cache = cache_root() / "jinja"
+    try:    # compiled templates, checked against each template's mtime by Jinja itself
+        jinja_cache.mkdir(parents=True, exist_ok=True)
+        bytecode = jinja2.FileSystemBytecodeCache(str(jinja_cache))
+    except OSError:
+        bytecode = None
     env = jinja2.Environment(loader=jinja2.FileSystemLoader([TEMPLATES_DIR / bundle, TEMPLATES_DIR]),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=False)
+                             trim_blocks=False, bytecode_cache=bytecode)
     env.filters["mdcell"] = _md_cell
     return env
 

@@ -71,9 +71,19 @@ def load_inputs(bundle_name: str, version: str, rule_paths: list[Path] | None = 
                   rules, dde_symbols_if_built(dde, bundle.dde_libraries))
 
 
-def scan_inputs(inputs: Inputs) -> BundleScan:
+def scan_inputs(inputs: Inputs, use_cache: bool | None = None) -> BundleScan:
+    """The bundle's scan: from porter's scan cache when nothing it depends on changed (scan_cache.py)."""
+    from . import scan_cache
     rules = inputs.rules
     dma_args = {api: r.arg for r in rules.by_action("heap-dma") for api in r.apis}
     initcalls = tuple(api for r in rules.by_action("unique-initcall") for api in r.apis)
-    return scan_files(inputs.linux_root, list(inputs.sources), list(inputs.headers), inputs.dde,
+    if use_cache is None:
+        use_cache = scan_cache.enabled()
+    key = scan_cache.scan_key(inputs, dma_args, initcalls) if use_cache else None
+    if key and (cached := scan_cache.load(key)) is not None:
+        return cached
+    scan = scan_files(inputs.linux_root, list(inputs.sources), list(inputs.headers), inputs.dde,
                       inputs.release.version, dma_args, initcalls)
+    if key:
+        scan_cache.store(key, scan)
+    return scan
