@@ -2,8 +2,7 @@
 
 Parsing a bundle with libclang is most of a port's time, and a re-run that
 changes nothing should cost no more than reading the result back. The key is
-a SHA-256 over: the release's files (their manifest hashes, verified when the
-inputs were loaded), the DDE tree (where it lives and what it was fetched
+a SHA-256 over: the release's files (their contents), the DDE tree (where it lives and what it was fetched
 from; porter refuses a DDE tree whose files changed since), porter's shim
 headers, the rules' inputs to the scan (heap-DMA arguments, initcall
 macros), porter's own code and libclang's (bindings and library). Anything else changed
@@ -33,6 +32,14 @@ def _tree_digest(root: Path, pattern: str) -> str:
     return h.hexdigest()
 
 
+def _file_digest(path: Path) -> str:
+    """The file's own SHA-256 (a few files: cheap), not the manifest's word for it."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
 def _code_digest() -> str:
     """porter's own code and libclang's (its bindings and library), by their stat (statmemo.py)."""
     from . import statmemo
@@ -51,7 +58,7 @@ def scan_key(inputs, dma_args: dict, initcalls: tuple) -> str:
     parts = {
         "format": FORMAT,
         "release": inputs.release.version,
-        "files": {p: inputs.release.files[p] for p in (*inputs.sources, *inputs.headers)},
+        "files": {p: _file_digest(inputs.linux_root / p) for p in (*inputs.sources, *inputs.headers)},
         "dde": [str(inputs.dde.root), inputs.dde.origin],
         "shims": _tree_digest(SHIMS_DIR / "include", "*.h"),
         "scan_rules": [sorted(dma_args.items()), list(initcalls)],
