@@ -75,5 +75,8 @@ def scan_inputs(inputs: Inputs) -> BundleScan:
     rules = inputs.rules
     dma_args = {api: r.arg for r in rules.by_action("heap-dma") for api in r.apis}
     initcalls = tuple(api for r in rules.by_action("unique-initcall") for api in r.apis)
+    shims = {api: r.header for r in rules.by_action("include") if r.header.startswith("porter/")
+             for api in r.apis}
+    calls = frozenset(api for r in rules.by_action("rename") if r.arg_call for api in r.apis)
     return scan_files(inputs.linux_root, list(inputs.sources), list(inputs.headers), inputs.dde,
-                      inputs.release.version, dma_args, initcalls)
+                      inputs.release.version, dma_args, initcalls, shims, calls)
