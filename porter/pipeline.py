@@ -26,7 +26,9 @@ class Inputs:
 def verify_cached(release: Release, paths: list[str], root: Path) -> None:
     """Every cached file still has the SHA-256 the manifest gives (cheap next to parsing)."""
     import hashlib
-    fix = f"run `porter fetch --version {release.version}` (with --from PATH offline) to restore it"
+    fix = (f"run `porter fetch --version {release.version}` (with --from PATH offline) to restore it"
+           if release.listed else f"run `porter fetch --from {release.origin or 'TREE'}` again")
+    said = "the manifest says" if release.listed else "recorded at fetch"
     for path in paths:
         f = root / path
         if not f.is_file():
@@ -34,7 +36,7 @@ def verify_cached(release: Release, paths: list[str], root: Path) -> None:
         actual = hashlib.sha256(f.read_bytes()).hexdigest()
         expected = release.files[path]
         if actual != expected:
-            raise PorterError(f"{f}: changed since it was fetched (sha256 {actual}, the manifest says "
+            raise PorterError(f"{f}: changed since it was fetched (sha256 {actual}, {said} "
                               f"{expected}); {fix}")
 
 
