@@ -1,5 +1,8 @@
 """The inputs of one port, gathered once: release, bundle files, DDE, rules."""
 
+import json
+import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,5 +83,49 @@ def scan_inputs(inputs: Inputs) -> BundleScan:
     shims = {api: r.header for r in rules.by_action("include") if r.header.startswith("porter/")
              for api in r.apis}
     calls = frozenset(api for r in rules.by_action("rename") if r.arg_call for api in r.apis)
-    return scan_files(inputs.linux_root, list(inputs.sources), list(inputs.headers), inputs.dde,
-                      inputs.release.version, dma_args, initcalls, shims, calls)
+    args = (inputs.linux_root, list(inputs.sources), list(inputs.headers), inputs.dde,
+            inputs.release.version, dma_args, initcalls, shims, calls)
+    key = _scan_key(inputs, dma_args, initcalls, shims, calls)
+    cached = _scan_cache_dir() / f"{key}.pickle"
+    try:
+        return pickle.loads(cached.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        pass                                    # not cached yet, or written by another porter
+    scan = scan_files(*args)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(scan))
+        tmp.replace(cached)
+    except OSError:
+        pass                                    # a read-only cache only costs the next run a scan
+    return scan
+
+
+def _scan_cache_dir() -> Path:
+    from .cache import cache_root
+    return cache_root() / "scan"
+
+
+def _scan_key(inputs: Inputs, dma_args, initcalls, shims, calls) -> str:
+    """Everything a scan's result depends on: the bundle's files as they are now, the DDE
+    (its fetch id and the flags libclang parses with, which name its include directories
+    and clang's own), porter's shim headers (a parse may include them), what the rules ask
+    the scan to record, and porter's scanner itself."""
+    import hashlib
+    from . import SHIMS_DIR, __version__
+    from . import scan as scan_module
+    from .scan import clang_args
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    files = {p: digest(inputs.linux_root / p) for p in (*inputs.sources, *inputs.headers)}
+    flags = {src: clang_args(inputs.dde, Path(src).stem.replace("-", "_"), inputs.linux_root / "include")
+             for src in inputs.sources}
+    shim_headers = {str(p.relative_to(SHIMS_DIR)): digest(p) for p in sorted((SHIMS_DIR / "include").rglob("*.h"))}
+    key = {"porter": __version__, "scanner": digest(Path(scan_module.__file__)), "files": files,
+           "version": inputs.release.version, "root": str(inputs.linux_root),
+           "dde": [str(inputs.dde.root), sorted(inputs.dde.origin.items())], "flags": flags,
+           "shims": shim_headers, "dma_args": sorted(dma_args.items()), "initcalls": list(initcalls),
+           "shim_apis": sorted(shims.items()), "calls": sorted(calls)}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
