@@ -103,8 +103,9 @@ def scan_inputs(inputs: Inputs) -> BundleScan:
 
 
 def _scan_cache_dir() -> Path:
+    """PORTER_SCAN_CACHE, else scan/ in porter's cache (benchmarks time a cold one apart)."""
     from .cache import cache_root
-    return cache_root() / "scan"
+    return Path(os.environ["PORTER_SCAN_CACHE"]) if os.environ.get("PORTER_SCAN_CACHE") else cache_root() / "scan"
 
 
 def _scan_key(inputs: Inputs, dma_args, initcalls, shims, calls) -> str:
