@@ -51,3 +51,40 @@ def test_release_answers_pings_from_the_kernel_on_qemu(release_host, qemu_availa
         rig.host.open("eth0")
         pings_to_the_kernel(rig, 20)
         assert_clean(rig)
+
+
+@pytest.fixture(scope="module")
+def unlisted_host(linux_2_6_32, dde_tree, dde_build, tmp_path_factory):
+    """A tree of a release the manifest does not list: 2.6.32 with a patch of porter's own
+    (a smaller NAPI weight) and a Makefile naming it 2.6.32-porterpatch, taken in by
+    `porter fetch --from` (into a cache of its own)."""
+    from porter.unlisted import fetch_unlisted
+    tmp = tmp_path_factory.mktemp("unlisted")
+    tree = tmp / "linux"
+    for p in linux_2_6_32.rglob("*"):
+        if p.is_file() and p.name != "origin.json":
+            (tree / p.relative_to(linux_2_6_32)).parent.mkdir(parents=True, exist_ok=True)
+            (tree / p.relative_to(linux_2_6_32)).write_bytes(p.read_bytes())
+    (tree / "Makefile").write_text("VERSION = 2\nPATCHLEVEL = 6\nSUBLEVEL = 32\nEXTRAVERSION = -porterpatch\n")
+    net = tree / "drivers/net/virtio_net.c"
+    net.write_text(net.read_text().replace("static int napi_weight = 128;", "static int napi_weight = 64;"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PORTER_CACHE", str(tmp / "cache"))
+        got = fetch_unlisted(load_manifest(), tree)
+        inputs = load_inputs("virtio-net", got.version, dde=dde_tree)
+        plan = plan_port(inputs, scan_inputs(inputs))
+    assert not got.listed and plan.unmapped == []
+    out = tmp / "dde_virtio_net"
+    emit_tree(plan, out)
+    assert "static int napi_weight = 64;" in (out / "virtio_net.c").read_text()
+    return out, build_host(out, dde_tree, dde_build, log=lambda m: None).executable
+
+
+def test_a_tree_not_in_the_manifest_carries_ten_thousand_frames_each_way(unlisted_host, qemu_available):
+    import json
+    tree, host = unlisted_host
+    assert json.loads((tree / "porting.json").read_text())["in_manifest"] is False
+    with NetRig(host, backend="qemu") as rig:
+        rig.host.open("eth0")
+        ten_thousand_frames_each_way(rig, driver_features_of(tree))
+        assert_clean(rig)
