@@ -85,7 +85,10 @@ def scan_inputs(inputs: Inputs) -> BundleScan:
     calls = frozenset(api for r in rules.by_action("rename") if r.arg_call for api in r.apis)
     args = (inputs.linux_root, list(inputs.sources), list(inputs.headers), inputs.dde,
             inputs.release.version, dma_args, initcalls, shims, calls)
-    key = _scan_key(inputs, dma_args, initcalls, shims, calls)
+    try:
+        key = _scan_key(inputs, dma_args, initcalls, shims, calls)
+    except OSError:
+        return scan_files(*args)                # a file is unreadable: the scan says which
     cached = _scan_cache_dir() / f"{key}.pickle"
     try:
         return pickle.loads(cached.read_bytes())

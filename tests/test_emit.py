@@ -37,7 +37,7 @@ def test_emit_writes_tree_with_hashes(plan, tmp_path):
     recorded = json.loads((out / MANIFEST_NAME).read_text())["files"]
     assert set(recorded) == names - {MANIFEST_NAME} and res.files == recorded
     mk = (out / "Makefile").read_text()
-    assert "SRC_C          = main.c machdev_glue.c porterfix.c porter_scatterlist.c" in mk
+    assert "SRC_C          = main.c machdev_glue.c porterfix.c porter_gfp.c porter_netdevice.c porter_scatterlist.c" in mk
     assert "-ldde_linux26.o -ldde_linux26_net" in mk and "PRIVATE_INCDIR = $(SRC_DIR)/include" in mk
     assert "KEEP (*(.mark_beg_l4dde_ctors))" in (out / "default.ld").read_text()
     assert "cpumask_copy((struct cpumask *)cpu_possible_mask, cpu_online_mask);" in (out / "main.c").read_text()
