@@ -53,8 +53,8 @@ def test_version_from_the_makefile(text, version):
 def test_unlisted_tree_is_fetched_hashed_and_marked(cache, linux_2_6_32, tmp_path):
     tree = linux_tree(linux_2_6_32, tmp_path / "linux")
     got = fetch_unlisted(load_manifest(), tree)
-    assert (got.version, got.listed, got.makefile_version, got.bundles) == \
-        ("2.6.32-porterpatch", False, "2.6.32-porterpatch", ("virtio-net",))
+    assert (got.version, got.listed, got.makefile_version) == ("2.6.32-porterpatch", False, "2.6.32-porterpatch")
+    assert "virtio-net" in got.bundles
     meta = json.loads((cache / "linux/2.6.32-porterpatch/unlisted.json").read_text())
     net = (tree / "drivers/net/virtio_net.c").read_bytes()
     import hashlib
@@ -130,8 +130,9 @@ def test_not_linux_is_refused_with_the_path(cache, tmp_path):
 
 def test_missing_bundle_files_are_named(cache, linux_2_6_32, tmp_path):
     tree = linux_tree(linux_2_6_32, tmp_path / "linux")
-    (tree / "drivers/net/virtio_net.c").unlink()
-    with pytest.raises(PorterError, match=rf"holds no driver bundle porter ports; missing: virtio-net: "
+    for bundle in load_manifest().bundles.values():    # every bundle loses its driver
+        (tree / bundle.sources[-1]).unlink(missing_ok=True)
+    with pytest.raises(PorterError, match=rf"holds no driver bundle porter ports; missing: (.*; )?virtio-net: "
                                           rf"{tree}/drivers/net/virtio_net.c"):
         fetch_unlisted(load_manifest(), tree)
     assert not (cache / "linux/2.6.32-porterpatch").exists()
