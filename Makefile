@@ -45,7 +45,7 @@ test: setup
 check: demo
 
 # Frames per second, disk MB/s and IOPS through the ported drivers and the harness's ring
-# loops (figures, not tests).
+# loops; porter port's cold and warm times next to spatch (figures, not tests).
 bench: setup
 	$(PY) benchmarks/net_throughput.py
 	$(PY) benchmarks/blk_throughput.py

@@ -21,10 +21,20 @@ def cmd_fetch(args) -> int:
         tree = fetch_dde(args.source, args.rev)
         print(f"DDE: {tree.root} ({', '.join(f'{k}={v}' for k, v in tree.origin.items())})")
         return 0
-    if not args.release:
-        raise PorterError("porter fetch needs --version RELEASE (Linux), --dde or --hurd")
-    got = fetch_linux(load_manifest(), args.release, args.source)
-    print(f"Linux {got.version}: {got.files} files verified (sha256) from {got.origin} -> {got.path}")
+    manifest = load_manifest()
+    if args.source is not None and (not args.release or args.release not in manifest.releases):
+        from .unlisted import fetch_unlisted
+        got = fetch_unlisted(manifest, args.source, args.release, args.rev)
+    elif not args.release:
+        raise PorterError("porter fetch needs --version RELEASE (Linux), --from TREE, --dde or --hurd")
+    else:
+        got = fetch_linux(manifest, args.release, args.source)
+    if got.listed:
+        print(f"Linux {got.version}: {got.files} files verified (sha256) from {got.origin} -> {got.path}")
+    else:
+        print(f"Linux {got.version}: not in manifest (its Makefile says {got.makefile_version}); "
+              f"{got.files} files hashed (sha256) from {got.origin} -> {got.path}; "
+              f"bundles: {', '.join(got.bundles)}")
     return 0
 
 
@@ -227,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local Linux tree, release tarball or git directory; or a DDE git directory/tree; "
                         "with --hurd (repeatable): git directories or trees of gnumach, mig and hurd, or "
                         "directories holding them or Debian .dsc files")
-    f.add_argument("--rev", help="with --dde and a git source: branch or commit (default: dde)")
+    f.add_argument("--rev", help="with a git source: branch or commit (default: dde for --dde, else HEAD)")
     f.set_defaults(func=cmd_fetch)
 
     s = command("scan", "list the kernel APIs a driver bundle uses and what porter does with each")

@@ -140,6 +140,8 @@ def _report_data(plan: PortPlan, target: str, sources: list[str], shims: list[di
         "dde_libraries": list(inp.bundle.dde_libraries),
         "hurd": _hurd_glue(inp.dde, inp.bundle.dde_libraries).as_context(),
         "version": inp.release.version,
+        "in_manifest": inp.release.listed,
+        "linux_origin": "" if inp.release.listed else inp.release.origin,
         "inputs": {"linux_files": linux_files, "dde_origin": dde_origin, "dde_id": inp.dde.root.parent.name,
                    "rule_files": [{"path": str(Path(p).relative_to(DATA_ROOT)) if p.startswith(str(DATA_ROOT)) else p,
                                    "sha256": sha256(Path(p).read_bytes())} for p in rule_files]},

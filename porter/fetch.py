@@ -28,6 +28,9 @@ class FetchedLinux:
     path: Path
     origin: str
     files: int
+    listed: bool = True              # False: not a release the manifest lists (porter.unlisted)
+    makefile_version: str = ""
+    bundles: tuple[str, ...] = ()
 
 
 def sha256(data: bytes) -> str:

@@ -14,6 +14,8 @@ class Release:
     version: str
     commit: str                      # the mainline release commit (git --from)
     files: dict[str, str]            # Linux path -> sha256
+    listed: bool = True              # False: a tree porter fetch --from took in without the manifest
+    origin: str = ""                 # unlisted releases: where the files came from
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,16 @@ class Manifest:
     bundles: dict[str, Bundle]
 
     def release(self, version: str) -> Release:
-        try:
+        if version in self.releases:
             return self.releases[version]
-        except KeyError:
+        from .unlisted import cached_unlisted_release
+        unlisted = cached_unlisted_release(version)
+        if unlisted is None:
             raise PorterError(
                 f"unknown Linux version {version!r}: {self.path} knows "
-                f"{', '.join(self.releases)}") from None
+                f"{', '.join(self.releases)}; a tree of another release: "
+                f"`porter fetch --from TREE|TARBALL|GITDIR`") from None
+        return unlisted
 
     def bundle(self, name: str) -> Bundle:
         try:

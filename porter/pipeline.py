@@ -1,5 +1,6 @@
 """The inputs of one port, gathered once: release, bundle files, DDE, rules."""
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,9 @@ class Inputs:
 def verify_cached(release: Release, paths: list[str], root: Path) -> None:
     """Every cached file still has the SHA-256 the manifest gives (cheap next to parsing)."""
     import hashlib
-    fix = f"run `porter fetch --version {release.version}` (with --from PATH offline) to restore it"
+    fix = (f"run `porter fetch --version {release.version}` (with --from PATH offline) to restore it"
+           if release.listed else f"run `porter fetch --from {release.origin or 'TREE'}` again")
+    said = "the manifest says" if release.listed else "recorded at fetch"
     for path in paths:
         f = root / path
         if not f.is_file():
@@ -34,7 +37,7 @@ def verify_cached(release: Release, paths: list[str], root: Path) -> None:
         actual = hashlib.sha256(f.read_bytes()).hexdigest()
         expected = release.files[path]
         if actual != expected:
-            raise PorterError(f"{f}: changed since it was fetched (sha256 {actual}, the manifest says "
+            raise PorterError(f"{f}: changed since it was fetched (sha256 {actual}, {said} "
                               f"{expected}); {fix}")
 
 
@@ -77,13 +80,22 @@ def scan_inputs(inputs: Inputs, use_cache: bool | None = None) -> BundleScan:
     rules = inputs.rules
     dma_args = {api: r.arg for r in rules.by_action("heap-dma") for api in r.apis}
     initcalls = tuple(api for r in rules.by_action("unique-initcall") for api in r.apis)
+def scan_inputs(inputs: Inputs, use_cache: bool | None = None) -> BundleScan:
+    """The bundle's scan: from porter's scan cache when nothing it depends on changed (scan_cache.py)."""
+    from . import scan_cache
+    rules = inputs.rules
+    dma_args = {api: r.arg for r in rules.by_action("heap-dma") for api in r.apis}
+    initcalls = tuple(api for r in rules.by_action("unique-initcall") for api in r.apis)
+    shims = {api: r.header for r in rules.by_action("include") if r.header.startswith("porter/")
+             for api in r.apis}
+    calls = frozenset(api for r in rules.by_action("rename") if r.arg_call for api in r.apis)
     if use_cache is None:
         use_cache = scan_cache.enabled()
-    key = scan_cache.scan_key(inputs, dma_args, initcalls) if use_cache else None
+    key = scan_cache.scan_key(inputs, dma_args, initcalls, shims, calls) if use_cache else None
     if key and (cached := scan_cache.load(key)) is not None:
         return cached
     scan = scan_files(inputs.linux_root, list(inputs.sources), list(inputs.headers), inputs.dde,
-                      inputs.release.version, dma_args, initcalls)
+                      inputs.release.version, dma_args, initcalls, shims, calls)
     if key:
         scan_cache.store(key, scan)
     return scan

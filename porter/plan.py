@@ -2,6 +2,7 @@
 it (provided, rewritten, shimmed, unmapped) and turn the rules that fire into
 edits located by byte range in the upstream text."""
 
+import re
 from dataclasses import dataclass, field
 
 from . import SHIMS_DIR, PorterError
@@ -66,8 +67,9 @@ def _decide_default(use: ApiUse, symbols) -> tuple[str, str]:
     if use.name.startswith("__builtin_"):
         # the compiler evaluates or expands it; it is never a symbol to link against
         return PROVIDED, "compiler builtin"
-    if use.implicit and use.kind == "member":
-        return UNMAPPED, "the DDE's struct has no such member"
+    if use.kind == "member" and (use.implicit or use.missing):
+        struct, member = use.name.split(".", 1)
+        return UNMAPPED, f"the DDE's struct {struct} has no member {member}"
     if use.implicit:
         return UNMAPPED, "no declaration in the DDE's headers (used implicitly)"
     if use.kind in ("function", "variable") and not use.inline and symbols is not None \
@@ -92,26 +94,50 @@ def plan_port(inputs: Inputs, scan: BundleScan) -> PortPlan:
             d.status, d.rule, d.note = status, rule, note
         d.uses.append(use.loc)
 
+    calls_at = {(c.loc.file, c.loc.offset): c for fs in scan.files.values() for c in fs.calls}
+    deferred: list[tuple[ApiUse, Rule]] = []     # rules that fire only where another one fired
+
+    def rename(use: ApiUse, rule: Rule) -> None:
+        if not use.length:
+            decision(use, UNMAPPED, rule.id, "not written as a plain name here; cannot rewrite")
+            return
+        edits[use.loc.file].append(Edit(
+            use.loc.file, use.loc.offset, use.loc.offset + use.length, rule.to, rule.id,
+            use.loc.line, use.name.split(".")[-1] if use.kind == "member" else use.name))
+        if rule.header:
+            headers_by_file[use.loc.file].append(rule)
+        decision(use, REWRITTEN, rule.id, f"-> {rule.to}")
+
     for use in scan.all_uses():
         name_rules = [r for r in rules.for_api(use.name)
-                      if r.action in ("rename", "include", "provided", "unsupported")]
+                      if r.action in ("rename", "include", "member-call", "provided", "unsupported")
+                      and (not r.arg_call or _arg_written_as(calls_at.get((use.loc.file, use.loc.offset)),
+                                                            r, text(use.loc.file)))]
+        deferred += [(use, r) for r in name_rules if r.with_rule]
+        name_rules = [r for r in name_rules if not r.with_rule]
         if not name_rules:
-            status, note = _decide_default(use, inputs.dde_symbols)
-            decision(use, status, note=note)
+            if not any(u is use for u, _ in deferred):
+                status, note = _decide_default(use, inputs.dde_symbols)
+                decision(use, status, note=note)
             continue
         for rule in name_rules:
-            if rule.action == "rename":
-                if not use.length:
-                    decision(use, UNMAPPED, rule.id, "not written as a plain name here; cannot rewrite")
+            if rule.action == "include" and rule.header.startswith("porter/") \
+                    and not use.implicit and use.declared_in != rule.header:
+                # the DDE declares it itself: porter's definition would clash with it
+                status, note = _decide_default(use, inputs.dde_symbols)
+                decision(use, status, note=note or f"the DDE declares it ({use.declared_in}); "
+                                                   f"rule {rule.id} not needed")
+                continue
+            if rule.action == "member-call":
+                if use.kind != "member" or use.base is None or not use.length:
+                    decision(use, UNMAPPED, rule.id, "not written as a plain base->member here; cannot rewrite")
                     continue
-                # a member's use is named struct.member; its token is the member
-                token = use.name.split(".")[-1] if use.kind == "member" else use.name
-                edits[use.loc.file].append(Edit(
-                    use.loc.file, use.loc.offset, use.loc.offset + use.length, rule.to, rule.id,
-                    use.loc.line, token))
+                edits[use.loc.file] += _member_call_edits(use, rule, text(use.loc.file))
                 if rule.header:
                     headers_by_file[use.loc.file].append(rule)
-                decision(use, REWRITTEN, rule.id, f"-> {rule.to}")
+                decision(use, REWRITTEN, rule.id, f"-> {rule.to}(...)")
+            elif rule.action == "rename":
+                rename(use, rule)
             elif rule.action == "include":
                 headers_by_file[use.loc.file].append(rule)
                 decision(use, SHIMMED, rule.id, f"via <{rule.header}>")
@@ -120,9 +146,34 @@ def plan_port(inputs: Inputs, scan: BundleScan) -> PortPlan:
             else:
                 decision(use, UNMAPPED, rule.id, rule.why)
 
-    # a rename rule whose API only appears inside a macro's expansion cannot be honoured
+    # renames that go with another rule, in the files where that one fired
+    fired_in = {(e.file, r) for es in edits.values() for e in es for r in e.rule.split(",")}
+    for use, rule in deferred:
+        if (use.loc.file, rule.with_rule) in fired_in:
+            rename(use, rule)
+        else:
+            status, note = _decide_default(use, inputs.dde_symbols)
+            decision(use, status, note=note)
+
+    # calls written for another form of an API than the DDE declares
+    for path, fs in scan.files.items():
+        for call in fs.arity:
+            use = ApiUse(call.api, "call", call.loc, len(call.api), call.declared_at)
+            rule = next((r for r in rules.for_api(call.api, "drop-arg") if r.args == len(call.args)), None)
+            if rule is None:
+                decision(use, UNMAPPED, note=f"called with {len(call.args)} argument(s); the DDE's "
+                                             f"declaration ({call.declared_at}) takes {call.declared}")
+                continue
+            edits[path].append(_drop_arg_edit(call, rule, text(path)))
+            decision(use, REWRITTEN, rule.id, f"argument {rule.arg + 1} of {rule.args} dropped")
+
+    # a rename rule whose API only appears inside a macro's expansion cannot be honoured,
+    # unless a rename rewrites that macro itself (dev_kfree_skb expands to kfree_skb)
+    renamed_at = {(e.file, e.start) for es in edits.values() for e in es if e.end > e.start}
     for f in scan.files.values():
         for use in f.expanded:
+            if (use.loc.file, use.loc.offset) in renamed_at:
+                continue
             for rule in rules.for_api(use.name, "rename"):
                 decision(use, UNMAPPED, rule.id,
                          "used inside a macro expansion here; porter cannot rewrite it in place")
@@ -183,6 +234,29 @@ def _with_shim_includes(headers: set[str]) -> set[str]:
             if f.is_file():
                 todo += re.findall(r'^#include <(porter/[\w.]+\.h)>', f.read_text(), re.M)
     return done
+
+
+def _arg_written_as(call, rule: Rule, text: bytes) -> bool:
+    """The call's argument rule.arg is written as a call of rule.arg_call (e.g. PAGE_ALIGN(...))."""
+    if call is None or rule.arg >= len(call.args):
+        return False
+    start, end = call.args[rule.arg]
+    return re.match(rb"\(*\s*" + re.escape(rule.arg_call.encode()) + rb"\s*\(", text[start:end]) is not None
+
+
+def _member_call_edits(use: ApiUse, rule: Rule, text: bytes) -> list[Edit]:
+    """base->member becomes to(base); base.member becomes to(&base)."""
+    start, end = use.base
+    member_end = use.loc.offset + use.length
+    return [Edit(use.loc.file, start, start, f"{rule.to}({'' if use.arrow else '&'}", rule.id, use.loc.line, ""),
+            Edit(use.loc.file, end, member_end, ")", rule.id, use.loc.line, text[end:member_end].decode())]
+
+
+def _drop_arg_edit(call, rule: Rule, text: bytes) -> Edit:
+    """The argument and the comma that separates it from its neighbour."""
+    args, i = call.args, rule.arg
+    start, end = (args[i][0], args[i + 1][0]) if i + 1 < len(args) else (args[i - 1][1], args[i][1])
+    return Edit(call.loc.file, start, end, "", rule.id, call.loc.line, text[start:end].decode())
 
 
 def _HEAP_HEADER_RULE(rule_id: str) -> Rule:

@@ -11,14 +11,17 @@ RULES_DIR = Path(__file__).parent / "rules"
 
 # action -> keys it takes besides id, api, action, why
 ACTION_KEYS = {
-    "rename": {"to", "header"},
+    "rename": {"to", "header", "arg", "arg_call", "with_rule"},
     "include": {"header", "last"},
     "heap-dma": {"arg"},
+    "member-call": {"to", "header"},
+    "drop-arg": {"arg", "args"},
     "unique-initcall": set(),
     "provided": set(),
     "unsupported": set(),
 }
-REQUIRED = {"rename": {"to"}, "include": {"header"}, "heap-dma": {"arg"}}
+REQUIRED = {"rename": {"to"}, "include": {"header"}, "heap-dma": {"arg"}, "member-call": {"to"},
+            "drop-arg": {"arg", "args"}}
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,9 @@ class Rule:
     header: str | None = None
     last: bool = False
     arg: int | None = None
+    args: int | None = None      # drop-arg: the argument count of the form it adapts
+    arg_call: str | None = None  # rename: only calls whose argument `arg` is written as arg_call(...)
+    with_rule: str | None = None  # rename: only in files where that rule fired
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,10 @@ def load_rules(paths: list[Path] | None = None) -> RuleSet:
                 raise RuleError(f"{where}: rule id {rule.id!r} already used at {ids[rule.id]}")
             ids[rule.id] = where
             rules.append(rule)
+    for rule in rules:
+        if rule.with_rule and rule.with_rule not in ids:
+            raise RuleError(f"{rule.where}: rule {rule.id!r}: with_rule names {rule.with_rule!r}, "
+                            "which no rule file defines")
     return RuleSet(target or "?", tuple(rules))
 
 
@@ -97,5 +107,16 @@ def _make_rule(raw: dict, where: str) -> Rule:
     apis = (apis,) if isinstance(apis, str) else tuple(apis)
     if not apis or not all(isinstance(a, str) and a for a in apis):
         raise RuleError(f"{where}: rule {rid!r}: api must be a name or a list of names")
+    if action == "member-call" and not all(re.fullmatch(r"\w+\.\w+", a) for a in apis):
+        raise RuleError(f"{where}: rule {rid!r}: a member-call api is struct.member (e.g. net_device.priv)")
+    if action == "drop-arg":
+        arg, nargs = raw["arg"], raw["args"]
+        if not (isinstance(arg, int) and isinstance(nargs, int) and 0 <= arg < nargs):
+            raise RuleError(f"{where}: rule {rid!r}: drop-arg needs 0 <= arg < args (got arg = {arg!r}, "
+                            f"args = {nargs!r})")
+    if action == "rename" and ("arg" in raw) != ("arg_call" in raw):
+        raise RuleError(f"{where}: rule {rid!r}: arg and arg_call go together (the argument, and the "
+                        "macro or function it must be written with)")
     return Rule(rid, apis, action, raw["why"], where, raw.get("to"), raw.get("header"),
-                bool(raw.get("last", False)), raw.get("arg"))
+                bool(raw.get("last", False)), raw.get("arg"), raw.get("args"), raw.get("arg_call"),
+                raw.get("with_rule"))

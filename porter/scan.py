@@ -10,7 +10,9 @@ from pathlib import Path
 
 import clang.cindex as ci
 
-from . import PorterError
+from . import SHIMS_DIR, PorterError
+
+SHIM_INCLUDE_DIR = SHIMS_DIR / "include"
 
 K = ci.CursorKind
 # A private handle on libclang: the binding exposes no clang_getFileLocation of its own.
@@ -46,6 +48,9 @@ class ApiUse:
     declared_in: str     # header that declares it ('' when nothing does)
     implicit: bool = False   # used without any declaration (C89 implicit int)
     inline: bool = False     # a static inline / macro: needs nothing at link time
+    missing: bool = False    # a member the DDE's struct does not have (clang recovered)
+    base: tuple[int, int] | None = None   # member uses: byte range of the object expression
+    arrow: bool = True       # member uses: written base->member (else base.member)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,25 @@ class StackDmaArg:
     uses: tuple[int, ...]            # offsets of every reference to the variable
     function: str
     body_start: int      # offset just after the function body's '{'
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """A call to an API whose rules look at how its arguments are written."""
+    api: str
+    loc: Loc             # the callee's name token
+    args: tuple[tuple[int, int], ...]   # byte range of every argument as written
+
+
+@dataclass(frozen=True)
+class ArityMismatch:
+    """A call to a DDE function with another number of arguments than the DDE
+    declares (an older or newer form of the API; clang recovered from it)."""
+    api: str
+    loc: Loc             # the callee's name token
+    args: tuple[tuple[int, int], ...]   # byte range of every argument as written
+    declared: int        # parameters in the DDE's declaration
+    declared_at: str     # header:line of that declaration
 
 
 @dataclass(frozen=True)
@@ -92,6 +116,9 @@ class FileScan:
     initcalls: list[Initcall] = field(default_factory=list)
     includes: list[Include] = field(default_factory=list)
     expanded: list[ApiUse] = field(default_factory=list)   # uses inside macro expansions
+    arity: list[ArityMismatch] = field(default_factory=list)
+    calls: list[CallSite] = field(default_factory=list)
+    shim_includes: tuple[str, ...] = ()    # porter headers the parse needed (see scan_files)
 
 
 @dataclass
@@ -156,12 +183,19 @@ def _rel(path: str | None, root: Path) -> str | None:
 
 def scan_files(root: Path, sources: list[str], headers: list[str], dde, version: str = "",
                dma_buffer_args: dict[str, int] | None = None,
-               initcall_macros: tuple[str, ...] = ()) -> BundleScan:
+               initcall_macros: tuple[str, ...] = (),
+               shim_headers: dict[str, str] | None = None,
+               call_apis: frozenset[str] = frozenset()) -> BundleScan:
     """Parse each source under root (a Linux tree layout) against the DDE.
 
     dma_buffer_args: API -> index of an argument the device accesses by
     physical address (stack objects passed there are recorded);
-    initcall_macros: macros whose argument is an initcall function."""
+    initcall_macros: macros whose argument is an initcall function;
+    shim_headers: API -> porter header that supplies it (the `include` rules);
+    call_apis: APIs whose calls are recorded with their arguments (CallSite).
+    A source that uses such an API the DDE's headers do not declare is parsed
+    again with that header included first, as the emitted file will include it:
+    a loop macro or a function returning a pointer cannot be parsed undeclared."""
     root = root.resolve()
     bundle_files = set(sources) | set(headers)
     files: dict[str, FileScan] = {}
@@ -174,21 +208,25 @@ def scan_files(root: Path, sources: list[str], headers: list[str], dde, version:
     for src in sources:
         module = Path(src).stem.replace("-", "_")
         args = clang_args(dde, module, root / "include")
-        try:
-            tu = ci.Index.create().parse(
-                str(root / src), args=args,
-                options=ci.TranslationUnit.PARSE_DETAILED_PROCESSING_RECORD)
-        except ci.TranslationUnitLoadError as e:
-            raise ScanError(f"{src}: libclang could not parse it ({e})") from None
-        missing = _check_diagnostics(tu, root, src)
-        _Walker(tu, root, bundle_files, files, seen_uses, module,
-                dma_buffer_args or {}, tuple(initcall_macros)).run()
-        _add_missing_members(missing, files, seen_uses)
+        tu = _parse(root, src, args)
+        needed = sorted({shim_headers[name] for name in _undeclared(tu, root, bundle_files)
+                         if shim_headers and name in shim_headers})
+        if needed:
+            files[src].shim_includes = tuple(needed)
+            tu = _parse(root, src, args + ["-idirafter", str(SHIM_INCLUDE_DIR)]
+                        + [a for h in needed for a in ("-include", h)])
+        recoverable = _check_diagnostics(tu, root, src)
+        walker = _Walker(tu, root, bundle_files, files, seen_uses, module,
+                         dma_buffer_args or {}, tuple(initcall_macros), recoverable, call_apis)
+        walker.run()
+        _add_missing_members(walker.unplaced_members(), files, seen_uses)
+        walker.check_recovered()
     return BundleScan(version, files)
 
 
 def _add_missing_members(missing: list[tuple[str, Loc]], files: dict[str, FileScan], seen: set) -> None:
-    """Struct members the DDE's structs lack, as uses with no declaration (as undeclared functions are)."""
+    """Struct members the DDE's structs lack that the walker could not place on a plain
+    base->member, as uses with no declaration (as undeclared functions are)."""
     for name, loc in missing:
         key = (name, "member", loc.file, loc.offset)
         if loc.file not in files or key in seen:
@@ -197,12 +235,42 @@ def _add_missing_members(missing: list[tuple[str, Loc]], files: dict[str, FileSc
         member = name.split(".")[-1].encode()
         text = files[loc.file].text
         length = len(member) if text[loc.offset:loc.offset + len(member)] == member else 0
-        files[loc.file].uses.append(ApiUse(name, "member", loc, length, "", implicit=True, inline=True))
+        files[loc.file].uses.append(ApiUse(name, "member", loc, length, "", implicit=True, inline=True,
+                                           missing=True))
+
+
+def _parse(root: Path, src: str, args: list[str]):
+    try:
+        return ci.Index.create().parse(
+            str(root / src), args=args,
+            options=ci.TranslationUnit.PARSE_DETAILED_PROCESSING_RECORD)
+    except ci.TranslationUnitLoadError as e:
+        raise ScanError(f"{src}: libclang could not parse it ({e})") from None
+
+
+_UNDECLARED = re.compile(r"(?:undeclared function|implicit declaration of function|"
+                         r"undeclared identifier) '(\w+)'")
+
+
+def _undeclared(tu, root: Path, bundle_files: set[str]) -> set[str]:
+    """Names the bundle's files use and the DDE's headers do not declare."""
+    names = set()
+    for d in tu.diagnostics:
+        m = _UNDECLARED.search(d.spelling)
+        where = _loc(d.location, root)
+        if m and where and where.file in bundle_files:
+            names.add(m.group(1))
+    return names
 
 
 def _dde_relative(path: str) -> str:
-    """A DDE header's path from the DDE library's own directory on (libdde-linux26/...)."""
+    """A DDE header's path from the DDE library's own directory on (libdde-linux26/...);
+    a porter shim header as the tree includes it (porter/...)."""
     p = Path(path).resolve()
+    try:
+        return str(p.relative_to(SHIM_INCLUDE_DIR.resolve()))
+    except ValueError:
+        pass
     for marker in ("libdde-linux26", "libdde_linux26", "libddekit"):
         if marker in p.parts:
             return str(Path(*p.parts[p.parts.index(marker):]))
@@ -214,22 +282,34 @@ def _place(loc, root: Path, src: str) -> str:
     return str(where) if where else (f"{loc.file}:{loc.line}" if loc.file else src)
 
 
-# A source newer than the DDE's headers may use a struct member they lack (2.6.31 renamed
-# struct request's data_len to resid_len): recorded as a use with no declaration, which a
-# rule maps or the plan reports as unmapped, as it does an undeclared function.
+# A source newer or older than the DDE's headers may use a struct member they lack (2.6.31
+# renamed struct request's data_len to resid_len; 2.6.28 reads dev->priv): recorded as a use,
+# which a rule maps or the plan reports as unmapped, as it does an undeclared function.
 _MISSING_MEMBER = re.compile(r"no member named '(\w+)' in '(?:struct|union) (\w+)'")
 # An undeclared function returns int in C89: assigning that to a pointer is the same gap, not
 # another error (the rule that maps the function declares it; `porter check` compiles the result).
 _IMPLICIT_INT_CONSEQUENCE = "incompatible integer to pointer conversion"
+_ARITY = re.compile(r"too (?:many|few) arguments to function call")
 
 
-def _check_diagnostics(tu, root: Path, src: str) -> list[tuple[str, Loc]]:
+@dataclass
+class _Recoverable:
+    """Errors clang recovered from that name an API use porter's rules may adapt:
+    a member the DDE's struct lacks, a call with another argument count. The walker
+    records each as a use; a call it cannot place is reported as an error after all."""
+    members: dict[tuple[str, int], tuple[str, str, str]] = field(default_factory=dict)  # (file, offset) -> struct, member, message
+    member_locs: dict[tuple[str, int], Loc] = field(default_factory=dict)
+    calls: dict[tuple[str, int], str] = field(default_factory=dict)     # (file, offset) -> message
+    placed: set[tuple[str, int]] = field(default_factory=set)
+
+
+def _check_diagnostics(tu, root: Path, src: str) -> _Recoverable:
     """Stop on errors; name what most likely caused them. An error here usually
     means the source is newer or older than the DDE's Linux headers: a function
     they do not declare (its implicit int then breaks an assignment), or one
-    they declare with another signature (clang's 'declared here' note).
-    Returns the struct members the DDE lacks (struct.member, where)."""
-    errors, undeclared, missing = [], {}, []
+    they declare with another signature (clang's 'declared here' note)."""
+    errors, recovered, undeclared = [], [], {}
+    recoverable = _Recoverable()
     diagnostics = list(tu.diagnostics)
     implicit_lines = set()
     for d in diagnostics:
@@ -246,20 +326,28 @@ def _check_diagnostics(tu, root: Path, src: str) -> list[tuple[str, Loc]]:
             continue
         if d.severity < ci.Diagnostic.Error:
             continue
-        where = _loc(d.location, root)
-        member = _MISSING_MEMBER.search(d.spelling)
-        if member and where is not None:
-            missing.append((f"{member.group(2)}.{member.group(1)}", where))
-            continue
         text = f"{_place(d.location, root, src)}: {d.spelling}"
         for note in d.children:
             if note.spelling.endswith("declared here") and note.location.file:
                 text += f" [{note.spelling} in {_dde_relative(note.location.file.name)}:{note.location.line}]"
+        where = _loc(d.location, root)
+        member = _MISSING_MEMBER.search(d.spelling)
+        if where and member:
+            recoverable.members[(where.file, where.offset)] = (member.group(2), member.group(1), text)
+            recoverable.member_locs[(where.file, where.offset)] = where
+            recovered.append(text)
+            continue
+        if where and _ARITY.search(d.spelling):
+            recoverable.calls[(where.file, where.offset)] = text
+            recovered.append(text)
+            continue
         consequence = (_IMPLICIT_INT_CONSEQUENCE in d.spelling and where is not None
                        and (where.file, where.line) in implicit_lines)
         errors.append((text, consequence))
-    # consequences alone do not stop the scan; beside another error they are listed with it
-    errors = [text for text, _ in errors] if not all(c for _, c in errors) else []
+    # consequences alone do not stop the scan; beside another error they are listed with it,
+    # and so are the errors a rule might have adapted, in source order
+    errors = sorted([text for text, _ in errors] + recovered, key=_line_order) \
+        if not all(c for _, c in errors) else []
     if errors:
         more = f"\n  ... and {len(errors) - 12} more" if len(errors) > 12 else ""
         hint = ""
@@ -269,14 +357,25 @@ def _check_diagnostics(tu, root: Path, src: str) -> list[tuple[str, Loc]]:
         raise ScanError(f"{src} does not parse as C against the DDE's headers "
                         f"(truncated, not C, or not this Linux version?):\n  "
                         + "\n  ".join(errors[:12]) + more + hint)
-    return missing
+    return recoverable
+
+
+def _line_order(text: str) -> tuple:
+    """file:line:col: message -> (file, line, col), for listing errors in source order."""
+    m = re.match(r"(.*?):(\d+):(\d+):", text)
+    return (m.group(1), int(m.group(2)), int(m.group(3))) if m else (text, 0, 0)
 
 
 class _Walker:
-    def __init__(self, tu, root, bundle_files, files, seen, module, dma_args, initcall_macros):
+    def __init__(self, tu, root, bundle_files, files, seen, module, dma_args, initcall_macros,
+                 recoverable: _Recoverable, call_apis: frozenset[str] = frozenset()):
         self.tu, self.root, self.bundle, self.files, self.seen = tu, root, bundle_files, files, seen
         self.module, self.dma_args, self.initcall_macros = module, dma_args, initcall_macros
         self.main = _rel(tu.spelling, root)
+        self.recoverable = recoverable
+        self.call_apis = call_apis
+        # a missing member's recovery expression ends where its member token does
+        self.missing_by_end = {(f, off + len(m)): (f, off) for (f, off), (_, m, _) in recoverable.members.items()}
 
     # -- helpers
     def in_bundle(self, cur) -> Loc | None:
@@ -298,7 +397,8 @@ class _Walker:
                 return len(tok)
         return 0
 
-    def add_use(self, name, kind, loc: Loc, ref, implicit=False, inline=False):
+    def add_use(self, name, kind, loc: Loc, ref, implicit=False, inline=False, base=None, arrow=True,
+                missing=False):
         key = (name, kind, loc.file, loc.offset)
         if key in self.seen:
             return
@@ -313,7 +413,35 @@ class _Walker:
         decl = self.decl_file(ref)
         declared_in = "" if implicit else (_dde_relative(decl) if decl else "")
         self.files[loc.file].uses.append(
-            ApiUse(name, kind, loc, length, declared_in, implicit, inline))
+            ApiUse(name, kind, loc, length, declared_in, implicit, inline, missing, base, arrow))
+
+    def member_base(self, base_cur, member: Loc) -> tuple[tuple[int, int] | None, bool]:
+        """The byte range of a member access's object expression, and whether it is
+        written with ->; None when the text is not plainly `base->member` / `base.member`."""
+        if base_cur is None:
+            return None, True
+        start, end = _loc(base_cur.extent.start, self.root), _loc(base_cur.extent.end, self.root)
+        if start is None or end is None or start.file != member.file or end.file != member.file \
+                or not start.offset < end.offset <= member.offset:
+            return None, True
+        between = self.files[member.file].text[end.offset:member.offset].strip()
+        if between not in (b"->", b"."):
+            return None, True
+        return (start.offset, end.offset), between == b"->"
+
+    def unplaced_members(self) -> list[tuple[str, Loc]]:
+        """Missing members not written as a plain base->member (struct.member, where)."""
+        r = self.recoverable
+        return [(f"{struct}.{member}", r.member_locs[k]) for k, (struct, member, _) in r.members.items()
+                if k not in r.placed]
+
+    def check_recovered(self):
+        """Every call clang recovered from became a recorded use, or it is an error after all."""
+        r = self.recoverable
+        left = [m for k, m in r.calls.items() if k not in r.placed]
+        if left:
+            raise ScanError(f"{self.main} does not parse as C against the DDE's headers "
+                            "(porter could not place these errors on an API use):\n  " + "\n  ".join(left))
 
     def external(self, ref) -> bool:
         """Declared outside the bundle (so: a kernel API of the DDE)."""
@@ -397,11 +525,83 @@ class _Walker:
                     and self.external(ref.semantic_parent or ref):
                 owner = ref.semantic_parent.spelling if ref.semantic_parent else "?"
                 mloc = _member_loc(cur, loc)
-                self.add_use(f"{owner or '(anonymous)'}.{cur.spelling}", "member", mloc, ref, inline=True)
-            elif kind == K.CALL_EXPR and func is not None and cur.spelling in self.dma_args:
-                self._dma_call(cur, loc, func)
+                kids = list(cur.get_children())
+                base, arrow = self.member_base(kids[0] if kids else None, mloc)
+                self.add_use(f"{owner or '(anonymous)'}.{cur.spelling}", "member", mloc, ref, inline=True,
+                             base=base, arrow=arrow)
+            elif kind == K.UNEXPOSED_EXPR:
+                self._recovered(cur)
+            elif kind == K.CALL_EXPR and func is not None:
+                if cur.spelling in self.dma_args:
+                    self._dma_call(cur, loc, func)
+                if cur.spelling in self.call_apis:
+                    self._call_site(cur)
         for child in cur.get_children():
             self._visit(child, func)
+
+    def _recovered(self, cur):
+        """clang's recovery from a missing member (base->member) or from a call with
+        the wrong number of arguments: record it as a use porter's rules may adapt."""
+        end = _loc(cur.extent.end, self.root)
+        kids = list(cur.get_children())
+        if end is None or not kids:
+            return
+        key = self.missing_by_end.get((end.file, end.offset))
+        if key is not None:
+            struct, member, _ = self.recoverable.members[key]
+            mloc = Loc(end.file, *self._line_col(end.file, key[1]), key[1])
+            base, arrow = self.member_base(kids[0], mloc)
+            if base is not None and len(kids) == 1:
+                self.recoverable.placed.add(key)
+                self.add_use(f"{struct}.{member}", "member", mloc, None, inline=True, base=base,
+                             arrow=arrow, missing=True)
+            return
+        callee = kids[0]
+        ref = callee.referenced
+        if callee.kind != K.DECL_REF_EXPR or ref is None or ref.kind != K.FUNCTION_DECL \
+                or not self.external(ref) or ref.type.kind != ci.TypeKind.FUNCTIONPROTO \
+                or ref.type.is_function_variadic():
+            return
+        declared = len(list(ref.type.argument_types()))
+        start = _loc(cur.extent.start, self.root)
+        cloc = _loc(callee.location, self.root)
+        if start is None or cloc is None or start.file != end.file or len(kids) - 1 == declared:
+            return
+        # only where clang said so (an implicit conversion around a callee looks alike)
+        said = [k for k in self.recoverable.calls
+                if k[0] == start.file and cloc.offset < k[1] <= end.offset]
+        if not said:
+            return
+        args = []
+        for a in kids[1:]:
+            a0, a1 = _loc(a.extent.start, self.root), _loc(a.extent.end, self.root)
+            if a0 is None or a1 is None or a0.file != cloc.file:
+                return
+            args.append((a0.offset, a1.offset))
+        self.recoverable.placed.update(said)
+        decl = ref.location
+        if any(a.loc == cloc for a in self.files[cloc.file].arity):
+            return
+        self.files[cloc.file].arity.append(ArityMismatch(
+            callee.spelling, cloc, tuple(args), declared,
+            f"{_dde_relative(decl.file.name)}:{decl.line}" if decl.file else "?"))
+
+    def _call_site(self, call):
+        callee = next(iter(call.get_children()), None)
+        cloc = _loc(callee.location, self.root) if callee is not None else None
+        if cloc is None or any(c.loc == cloc for c in self.files[cloc.file].calls):
+            return
+        args = []
+        for a in call.get_arguments():
+            a0, a1 = _loc(a.extent.start, self.root), _loc(a.extent.end, self.root)
+            if a0 is None or a1 is None or a0.file != cloc.file:
+                return
+            args.append((a0.offset, a1.offset))
+        self.files[cloc.file].calls.append(CallSite(call.spelling, cloc, tuple(args)))
+
+    def _line_col(self, path: str, offset: int) -> tuple[int, int]:
+        text = self.files[path].text
+        return text.count(b"\n", 0, offset) + 1, offset - (text.rfind(b"\n", 0, offset) + 1) + 1
 
     def _dma_call(self, call, loc, func):
         args = list(call.get_arguments())

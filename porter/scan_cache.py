@@ -5,7 +5,7 @@ changes nothing should cost no more than reading the result back. The key is
 a SHA-256 over: the release's files (their contents), the DDE tree (where it lives and what it was fetched
 from; porter refuses a DDE tree whose files changed since), porter's shim
 headers, the rules' inputs to the scan (heap-DMA arguments, initcall
-macros), porter's own code and libclang's (bindings and library). Anything else changed
+macros, the shims a parse includes, the calls whose arguments it records), porter's own code and libclang's (bindings and library). Anything else changed
 means another key, never a stale result. A damaged entry is scanned afresh.
 """
 
@@ -54,14 +54,14 @@ def _code_digest() -> str:
     return digest
 
 
-def scan_key(inputs, dma_args: dict, initcalls: tuple) -> str:
+def scan_key(inputs, dma_args: dict, initcalls: tuple, shims: dict | None = None, calls=frozenset()) -> str:
     parts = {
         "format": FORMAT,
         "release": inputs.release.version,
         "files": {p: _file_digest(inputs.linux_root / p) for p in (*inputs.sources, *inputs.headers)},
         "dde": [str(inputs.dde.root), inputs.dde.origin],
         "shims": _tree_digest(SHIMS_DIR / "include", "*.h"),
-        "scan_rules": [sorted(dma_args.items()), list(initcalls)],
+        "scan_rules": [sorted(dma_args.items()), list(initcalls), sorted((shims or {}).items()), sorted(calls)],
         "code": _code_digest(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
@@ -73,7 +73,7 @@ def enabled() -> bool:
 
 
 def cache_dir() -> Path:
-    return cache_root() / "scans"
+    return cache_root() / "scan"
 
 
 def load(key: str):

@@ -319,7 +319,7 @@ ROWS = [
     Row("not a tarball", _fetch_not_a_tarball, r"linux-2\.6\.32\.tar\.xz: not a readable tarball",
         _nothing_cached_at_all),
     Row("a DDE that is not one", _fetch_dde_not_dde, r"is not a DDE tree: expected libdde-linux26/.*Give"),
-    Row("fetch without what", lambda c: ["fetch"], r"needs --version RELEASE \(Linux\), --dde or --hurd"),
+    Row("fetch without what", lambda c: ["fetch"], r"needs --version RELEASE \(Linux\), --from TREE, --dde or --hurd"),
     Row("two --from for Linux", lambda c: ["fetch", "--version", "2.6.32", "--from", "a", "--from", "b"],
         r"--from takes one path with --version or --dde"),
     Row("Hurd sources before any DDE", _fetch_hurd_no_dde, r"no DDE tree in porter's cache: run `porter fetch --dde`"),

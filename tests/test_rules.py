@@ -92,7 +92,7 @@ def test_tx_lock_keeps_start_xmit_out(fix_tree):
     assert "netif_wake_queue(dev);" in src                      # provided: untouched
     for rid in ("tx-lock-excludes-xmit", "tx-unlock", "tx-lock-bh-excludes-xmit", "tx-unlock-bh"):
         assert len(fired(report, rid)) == 1, rid
-    shim = files["include/porter/netdevice.h"].decode()
+    shim = files["porter_netdevice.c"].decode()
     assert "spin_lock(&netdev_get_tx_queue(dev, i)->_xmit_lock);" in shim
 
 

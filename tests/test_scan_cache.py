@@ -1,13 +1,70 @@
-"""The scan cache and the stat memo: a warm run reads back exactly what a cold one computes,
-and any change to what a result depends on computes it afresh."""
+"""Scan results are cached in porter's cache, keyed by everything that can change them:
+a re-run that changes nothing does not parse again, and a changed input does; the stat memo
+(the DDE checks' answers kept against their files' stat) likewise."""
 
 import os
-import pickle
+import shutil
 
 import pytest
 
-from porter import scan_cache, statmemo
-from porter.pipeline import load_inputs, scan_inputs
+from porter import pipeline, statmemo
+from porter.pipeline import scan_inputs
+
+from fixture_plans import FIXTURE_LINUX, fixture_inputs
+
+FIX = ["drivers/misc/porterfix.c"]
+FIX_H = ["include/linux/porterfix.h"]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTER_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def no_parse(*args, **kwargs):
+    raise AssertionError("parsed again")
+
+
+def test_a_rerun_that_changes_nothing_does_not_parse(cache, dde_tree, monkeypatch):
+    first = scan_inputs(fixture_inputs(dde_tree, FIX, FIX_H))
+    assert len(list((cache / "scan").glob("*.pickle"))) == 1
+    monkeypatch.setattr(pipeline, "scan_files", no_parse)
+    again = scan_inputs(fixture_inputs(dde_tree, FIX, FIX_H))
+    assert again == first
+
+
+@pytest.mark.parametrize("change", ["source", "header", "rules"])
+def test_a_changed_input_parses_again(cache, dde_tree, tmp_path, monkeypatch, change):
+    root = tmp_path / "linux"
+    shutil.copytree(FIXTURE_LINUX, root)
+    scan_inputs(fixture_inputs(dde_tree, FIX, FIX_H, root=root))
+    rule_paths = None
+    if change == "source":
+        with open(root / FIX[0], "a") as f:
+            f.write("/* changed */\n")
+    elif change == "header":
+        with open(root / FIX_H[0], "a") as f:
+            f.write("/* changed */\n")
+    else:
+        from porter.rules import RULES_DIR
+        rules = tmp_path / "rules.toml"
+        rules.write_text((RULES_DIR / "hurd-dde.toml").read_text().replace(
+            'api = ["sg_set_buf", "sg_init_one"]\naction = "heap-dma"', 'api = ["sg_set_buf"]\naction = "heap-dma"'))
+        rule_paths = [rules]
+    calls = []
+    real = pipeline.scan_files
+    monkeypatch.setattr(pipeline, "scan_files", lambda *a, **k: calls.append(1) or real(*a, **k))
+    scan_inputs(fixture_inputs(dde_tree, FIX, FIX_H, root=root, rule_paths=rule_paths))
+    assert calls == [1]
+    assert len(list((cache / "scan").glob("*.pickle"))) == 2
+
+
+def test_an_unreadable_cache_entry_is_scanned_again(cache, dde_tree):
+    first = scan_inputs(fixture_inputs(dde_tree, FIX, FIX_H))
+    [entry] = (cache / "scan").glob("*.pickle")
+    entry.write_bytes(b"not a pickle")
+    assert scan_inputs(fixture_inputs(dde_tree, FIX, FIX_H)) == first
 
 
 def test_a_write_changes_the_fingerprint_even_with_the_mtime_put_back(tmp_path):
@@ -37,21 +94,3 @@ def test_tree_paths_sorts_as_pathlib_and_prunes(tmp_path):
         (tmp_path / p).write_text("")
     got = statmemo.tree_paths(tmp_path, lambda parts: parts[-1] == "build")
     assert got == [str(p) for p in sorted(tmp_path.rglob("*")) if "build" not in p.parts[len(tmp_path.parts):]]
-
-
-@pytest.mark.upstream
-def test_a_warm_scan_is_the_cold_scan_and_a_changed_input_is_scanned_afresh(linux_2_6_32, dde_tree):
-    inputs = load_inputs("virtio-net", "2.6.32")
-    cold = scan_inputs(inputs, use_cache=False)
-    scan_inputs(inputs)                                        # stored (or already there)
-    key = scan_cache.scan_key(inputs, {api: r.arg for r in inputs.rules.by_action("heap-dma") for api in r.apis},
-                              tuple(api for r in inputs.rules.by_action("unique-initcall") for api in r.apis))
-    entry = scan_cache.cache_dir() / f"{key}.pickle"
-    assert entry.is_file()
-    assert scan_inputs(inputs) == cold
-    # a rule's input to the scan is part of the key
-    assert scan_cache.scan_key(inputs, {"sg_set_buf": 2}, ()) != key
-    # a damaged entry is scanned afresh and replaced
-    entry.write_bytes(b"\x80\x05 not a pickle")
-    assert scan_inputs(inputs) == cold
-    assert pickle.loads(entry.read_bytes()) is not None

@@ -50,6 +50,9 @@ int ddekit_linux_arena_attach(int memfd, size_t size);
 /* Bytes of the arena currently allocated (slab chunks included). */
 size_t ddekit_linux_arena_in_use(void);
 
+/* Of those, the bytes slabs keep as spare chunks (at most one empty chunk each). */
+size_t ddekit_linux_slab_spare_bytes(void);
+
 /*
  * Interrupts.  The device signals interrupt line irq by writing to an
  * eventfd; bind it before the DDE requests the line.  ddekit_interrupt_attach

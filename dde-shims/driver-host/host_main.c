@@ -418,6 +418,7 @@ static int serve_one(const struct porter_msg_hdr *h, const uint8_t *buf)
 		memset(&s, 0, sizeof(s));
 		bundle_stats(&s);
 		s.arena_in_use = (uint32_t)ddekit_linux_arena_in_use();
+		s.arena_spare = (uint32_t)ddekit_linux_slab_spare_bytes();
 		s.portio_traps = (uint32_t)portio_trap_count();
 		host_reply(h->seq, 0, &s, sizeof(s));
 		return 0;

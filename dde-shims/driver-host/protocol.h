@@ -134,6 +134,7 @@ struct porter_stats_reply {
 	uint32_t tx_frames;	/* taken by the driver */
 	uint32_t tx_dropped;	/* refused by it (interface down, bad frame): from a frame ring, counted */
 	uint32_t rx_dropped;	/* too big for a frame ring's slot */
+	uint32_t arena_spare;	/* of arena_in_use: empty slab chunks kept for reuse (one per slab at most) */
 } __attribute__((packed));
 
 /*

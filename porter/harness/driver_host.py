@@ -47,6 +47,7 @@ class HostStats:
     tx_frames: int
     tx_dropped: int
     rx_dropped: int
+    arena_spare: int      # of arena_in_use: slabs' spare chunks, an allocator cache
 
 
 # ---- virtio-blk -----------------------------------------------------------------------------

@@ -33,8 +33,18 @@ static inline void porter_free_pages_exact(void *virt, size_t size)
  * entry of a bucket).  A driver that allocates and frees pages per frame
  * (virtio_net's RX pages) leaks and leaves stale entries for virt_to_page().
  * porter's pages are never looked up by address (porter's scatterlists and
- * page_address() use page->virtual), so they need no cache at all.
+ * page_address() use page->virtual), so they need no cache at all.  Their
+ * mapping points at a porter marker, so code that frees an skb's fragments
+ * (porter/skbuff.h) can tell them from pages of the DDE's own allocator.
  */
+extern const char porter_page_mark[];
+#define PORTER_PAGE_MAPPING ((struct address_space *)porter_page_mark)
+
+static inline int porter_page_is_ours(const struct page *page)
+{
+	return page->mapping == PORTER_PAGE_MAPPING;
+}
+
 static inline struct page *porter_alloc_page(gfp_t gfp_mask)
 {
 	struct page *page = kzalloc(sizeof(*page), gfp_mask & ~__GFP_ZERO);
@@ -47,6 +57,7 @@ static inline struct page *porter_alloc_page(gfp_t gfp_mask)
 		return NULL;
 	}
 	atomic_set(&page->_count, 1);
+	page->mapping = PORTER_PAGE_MAPPING;
 	return page;
 }
 

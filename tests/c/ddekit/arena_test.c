@@ -168,10 +168,17 @@ static void test_slab_contiguous(void)
 	CHECK(ddekit_linux_arena_in_use() >= N * SIZE);
 	for (i = 0; i < N; i++)
 		ddekit_slab_free(slab, (void *)objs[i]);
-	/* one empty chunk may stay as the slab's spare */
+	/* one empty chunk may stay as the slab's spare, and is counted as one */
 	CHECK(ddekit_linux_arena_in_use() <= 4 * PAGE);
+	CHECK_EQ(ddekit_linux_slab_spare_bytes(), ddekit_linux_arena_in_use());
+	objs[0] = (uintptr_t)ddekit_slab_alloc(slab);     /* the spare is in use again */
+	CHECK(objs[0]);
+	CHECK_EQ(ddekit_linux_slab_spare_bytes(), 0);
+	ddekit_slab_free(slab, (void *)objs[0]);
+	CHECK_EQ(ddekit_linux_slab_spare_bytes(), 4 * PAGE);
 	ddekit_slab_destroy(slab);
 	CHECK_EQ(ddekit_linux_arena_in_use(), 0);
+	CHECK_EQ(ddekit_linux_slab_spare_bytes(), 0);
 
 	/* objects bigger than a chunk are still contiguous */
 	slab = ddekit_slab_init(20000, 1);
