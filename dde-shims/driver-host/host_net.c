@@ -45,11 +45,14 @@ void host_net_deliver_rx(const char *ifname, const void *frame, int len)
 	int dev;
 
 	if (rings.attached && (dev = dev_index(ifname)) >= 0) {
-		/* blocks while the ring is full: the softirq waits, as on a full socket */
-		if (frame_ring_push(&rings.rx, (uint32_t)dev, frame, (uint32_t)len) == 0)
-			rx_frames++;
-		else
+		/* counted before it is published: a STATS the harness sends once it has the
+		 * frame must count it. Blocks while the ring is full: the softirq waits, as
+		 * on a full socket. */
+		rx_frames++;
+		if (frame_ring_push(&rings.rx, (uint32_t)dev, frame, (uint32_t)len) != 0) {
+			rx_frames--;
 			rx_dropped++;
+		}
 		return;
 	}
 	memset(&r, 0, sizeof(r));

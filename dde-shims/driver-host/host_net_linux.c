@@ -77,6 +77,7 @@ int host_net_close(const char *ifname)
 int host_net_xmit(const char *ifname, const void *frame, int len)
 {
 	struct net_device *dev = host_dev(ifname);
+	unsigned long dropped;
 	int err;
 
 	if (!dev)
@@ -90,8 +91,22 @@ int host_net_xmit(const char *ifname, const void *frame, int len)
 		dev_put(dev);
 		return -EAGAIN;
 	}
+	/* 2.6.28-2.6.31 virtio_net keep one frame for a full ring and drop the next one
+	 * ("we only queue one"), counting it in tx_dropped: that frame was busy, too */
+	dropped = dev->stats.tx_dropped;
 	/* linux_pkg_xmit returns positive Mach-style errors and NETDEV_TX_* codes */
 	err = linux_pkg_xmit((char *)frame, len, NULL, NULL, dev);
+	if (err == 0 && dev->stats.tx_dropped != dropped)
+		err = -EAGAIN;
+	/*
+	 * The DDE's dev_queue_xmit (no qdisc) drops the frame with -ENETDOWN when the
+	 * device's TX lock is held by another thread (every DDE thread is CPU 0, so it
+	 * takes the holder, e.g. 2.6.28-2.6.31 virtio_net's xmit tasklet, for itself:
+	 * "Dead loop on virtual device") or when the queue stopped under it. The
+	 * device is up: the frame was busy, not refused; the caller still has it.
+	 */
+	if (err == -ENETDOWN && netif_running(dev))
+		err = -EAGAIN;
 	dev_put(dev);
 	return err > 0 ? -err : err;
 }
