@@ -29,6 +29,9 @@ class Bundle:
     dde_libraries: tuple[str, ...] = ("net",)
     # porter's own headers (dde-shims/include) its glue calls, emitted with their sources
     shims: tuple[str, ...] = ()
+    # headers of kernel APIs that are newer in the release than in the DDE (hw_random.h):
+    # emitted ahead of the DDE's like the others, but what they declare is the kernel's, not the bundle's
+    kernel_headers: tuple[str, ...] = ()
 
     @property
     def glue_templates(self) -> str:
@@ -41,7 +44,7 @@ class Bundle:
             raise PorterError(
                 f"bundle {self.name}: release {release.version} has no {', '.join(missing)} "
                 f"in {MANIFEST_PATH}; add the file's hash there or choose another version")
-        return list(self.sources), [h for h in self.headers if h in release.files]
+        return list(self.sources), [h for h in (*self.headers, *self.kernel_headers) if h in release.files]
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
             v: Release(v, r["commit"], dict(r["files"])) for v, r in data["release"].items()}
         bundles = {
             n: Bundle(n, b.get("description", ""), tuple(b["sources"]), tuple(b.get("headers", ())),
-                      b.get("glue", ""), tuple(b.get("dde_libraries", ("net",))), tuple(b.get("shims", ())))
+                      b.get("glue", ""), tuple(b.get("dde_libraries", ("net",))), tuple(b.get("shims", ())),
+                      tuple(b.get("kernel_headers", ())))
             for n, b in data["bundle"].items()}
         urls = tuple(data["source"]["tarball_urls"])
     except KeyError as e:

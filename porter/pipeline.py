@@ -95,7 +95,8 @@ def scan_inputs(inputs: Inputs, use_cache: bool | None = None) -> BundleScan:
     if key and (cached := scan_cache.load(key)) is not None:
         return cached
     scan = scan_files(inputs.linux_root, list(inputs.sources), list(inputs.headers), inputs.dde,
-                      inputs.release.version, dma_args, initcalls, shims, calls)
+                      inputs.release.version, dma_args, initcalls, shims, calls,
+                      kernel_headers=inputs.bundle.kernel_headers)
     if key:
         scan_cache.store(key, scan)
     return scan

@@ -185,7 +185,8 @@ def scan_files(root: Path, sources: list[str], headers: list[str], dde, version:
                dma_buffer_args: dict[str, int] | None = None,
                initcall_macros: tuple[str, ...] = (),
                shim_headers: dict[str, str] | None = None,
-               call_apis: frozenset[str] = frozenset()) -> BundleScan:
+               call_apis: frozenset[str] = frozenset(),
+               kernel_headers: tuple[str, ...] = ()) -> BundleScan:
     """Parse each source under root (a Linux tree layout) against the DDE.
 
     dma_buffer_args: API -> index of an argument the device accesses by
@@ -195,11 +196,13 @@ def scan_files(root: Path, sources: list[str], headers: list[str], dde, version:
     call_apis: APIs whose calls are recorded with their arguments (CallSite).
     A source that uses such an API the DDE's headers do not declare is parsed
     again with that header included first, as the emitted file will include it:
-    a loop macro or a function returning a pointer cannot be parsed undeclared."""
+    a loop macro or a function returning a pointer cannot be parsed undeclared.
+    kernel_headers: those of ``headers`` that declare kernel APIs (their uses are
+    recorded as the DDE's would be) rather than the bundle's own."""
     root = root.resolve()
-    bundle_files = set(sources) | set(headers)
+    bundle_files = (set(sources) | set(headers)) - set(kernel_headers)
     files: dict[str, FileScan] = {}
-    for p in sorted(bundle_files):
+    for p in sorted(set(sources) | set(headers)):
         fp = root / p
         if not fp.is_file():
             raise ScanError(f"{fp}: missing (the bundle needs it); run `porter fetch` again")
@@ -406,12 +409,11 @@ class _Walker:
         if kind != "macro" and length == 0:
             # Written by a macro's expansion (skb_end_pointer inside skb_shinfo):
             # recorded as the macro's use; remember it for rules that must edit.
-            self.files[loc.file].expanded.append(ApiUse(name, kind, loc, 0, _dde_relative(self.decl_file(ref) or ""), implicit))
+            self.files[loc.file].expanded.append(ApiUse(name, kind, loc, 0, self.declared_in(ref), implicit))
             self.seen.add(key)
             return
         self.seen.add(key)
-        decl = self.decl_file(ref)
-        declared_in = "" if implicit else (_dde_relative(decl) if decl else "")
+        declared_in = "" if implicit else self.declared_in(ref)
         self.files[loc.file].uses.append(
             ApiUse(name, kind, loc, length, declared_in, implicit, inline, missing, base, arrow))
 
@@ -442,6 +444,13 @@ class _Walker:
         if left:
             raise ScanError(f"{self.main} does not parse as C against the DDE's headers "
                             "(porter could not place these errors on an API use):\n  " + "\n  ".join(left))
+
+    def declared_in(self, ref) -> str:
+        """Where ref is declared: a release header by its Linux path, a DDE one from the DDE library on."""
+        decl = self.decl_file(ref)
+        if not decl:
+            return ""
+        return _rel(decl, self.root) or _dde_relative(decl)
 
     def external(self, ref) -> bool:
         """Declared outside the bundle (so: a kernel API of the DDE)."""
@@ -521,7 +530,8 @@ class _Walker:
                     self.add_use(cur.spelling, "variable", loc, ref)
             elif kind == K.TYPE_REF and ref is not None and self.external(ref):
                 self.add_use(_type_name(ref), "type", loc, ref, inline=True)
-            elif kind == K.MEMBER_REF_EXPR and ref is not None and ref.kind == K.FIELD_DECL \
+            # MEMBER_REF: a field named by a designated initializer (.read = virtio_read)
+            elif kind in (K.MEMBER_REF_EXPR, K.MEMBER_REF) and ref is not None and ref.kind == K.FIELD_DECL \
                     and self.external(ref.semantic_parent or ref):
                 owner = ref.semantic_parent.spelling if ref.semantic_parent else "?"
                 mloc = _member_loc(cur, loc)

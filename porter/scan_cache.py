@@ -62,6 +62,8 @@ def scan_key(inputs, dma_args: dict, initcalls: tuple, shims: dict | None = None
         "dde": [str(inputs.dde.root), inputs.dde.origin],
         "shims": _tree_digest(SHIMS_DIR / "include", "*.h"),
         "scan_rules": [sorted(dma_args.items()), list(initcalls), sorted((shims or {}).items()), sorted(calls)],
+        # which headers are scanned as the kernel's (Bundle.kernel_headers)
+        "kernel_headers": list(inputs.bundle.kernel_headers),
         "code": _code_digest(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
