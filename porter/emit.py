@@ -138,7 +138,7 @@ def _report_data(plan: PortPlan, target: str, sources: list[str], shims: list[di
     return {
         "target": target, "bundle": inp.bundle.name, "description": inp.bundle.description,
         "dde_libraries": list(inp.bundle.dde_libraries),
-        "hurd": _hurd_glue(inp.dde, inp.bundle.dde_libraries).as_context(),
+        "hurd": _hurd_glue(inp.dde, inp.bundle.dde_libraries, inp.bundle.glue_templates).as_context(),
         "version": inp.release.version,
         "in_manifest": inp.release.listed,
         "linux_origin": "" if inp.release.listed else inp.release.origin,
@@ -151,13 +151,13 @@ def _report_data(plan: PortPlan, target: str, sources: list[str], shims: list[di
     }
 
 
-def _hurd_glue(dde, dde_libraries=("net",)):
-    """The Hurd glue for the DDE's generation (with hurd.git's libmachdev when cached)."""
+def _hurd_glue(dde, dde_libraries=("net",), templates: str = "virtio-net"):
+    """The Hurd glue of a bundle's templates for the DDE's generation (with hurd.git's libmachdev when cached)."""
     from .hurd.generation import of_dde_tree
     from .hurd.glue import hurd_glue
     from .hurd.sources import cached_set
     cached = cached_set(of_dde_tree(dde.root).name)
-    return hurd_glue(dde.root, cached["hurd"].tree if cached else None, dde_libraries)
+    return hurd_glue(dde.root, cached["hurd"].tree if cached else None, dde_libraries, templates)
 
 
 def hand_edits(out: Path) -> list[str]:

@@ -11,7 +11,7 @@ errno and typedefs, which clash with the DDE's Linux headers).
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .. import PorterError
@@ -26,6 +26,18 @@ LIBS = {
              "-ltrivfs", "-lpciaccess", "-lshouldbeinlibc", "-lports", "-liohelp", "-lfshelp",
              "-lihash", "-lpthread", "-lirqhelp", "-lhurd-slab", "-lbpf"),
 }
+# Bundles (their glue templates) whose glue is a translator of its own (trivfs), not netdde's libmachdev device
+# server: what they link instead (no libmachdev, no libbpf, no net library of the DDE).
+BUNDLE_LIBS = {
+    "virtio-rng": {
+        "2016": ("-ldde_linux26.o", "-lddekit", "-ltrivfs", "-lfshelp", "-lports", "-liohelp", "-lihash",
+                 "-lpciaccess", "-lpthread", "-lshouldbeinlibc", "-lhurd-slab"),
+        "2020": ("-ldde_linux26.o", "-lddekit", "-ltrivfs", "-lfshelp", "-lports", "-liohelp", "-lihash",
+                 "-lpciaccess", "-lirqhelp", "-lpthread", "-lshouldbeinlibc", "-lhurd-slab"),
+    },
+}
+# The Hurd functions such a bundle's machdev_glue.c calls (PORTING.md names them)
+BUNDLE_CALLS = {"virtio-rng": ("trivfs_startup", "ports_manage_port_operations_multithread")}
 # hurd.git's libmachdev as of 2022-09 on (what porter assumes when it cannot read it)
 CURRENT_LIBMACHDEV = {"trivfs_init": "argc, argv, resume, name, path, &bootstrap",
                       "trivfs_server": "startup+loop"}
@@ -51,6 +63,7 @@ class HurdGlue:
     block_create_port: str = ""                 # makes a device port in libmachdev's bucket
     block_declared: bool = True                 # installed headers declare all four
     block_open_name: str = "const char *"       # the open operation's name parameter
+    calls: tuple[str, ...] = ()                 # what machdev_glue.c calls of the Hurd, for PORTING.md
 
     def as_context(self) -> dict:
         return asdict(self)
@@ -76,12 +89,20 @@ def _defines(sources: list[Path], function: str) -> Path | None:
     return None
 
 
-def hurd_glue(dde_root: Path, hurd_tree: Path | None = None, dde_libraries=("net",)) -> HurdGlue:
-    """The glue for a bundle linking ``dde_libraries`` (libdde_linux26_<name>) besides libdde_linux26.o."""
+def hurd_glue(dde_root: Path, hurd_tree: Path | None = None, dde_libraries=("net",),
+              templates: str = "virtio-net") -> HurdGlue:
+    """The glue of templates/<templates>/ (a bundle's, Bundle.glue_templates) for a bundle linking
+    ``dde_libraries`` (libdde_linux26_<name>) besides libdde_linux26.o: netdde's kind (libmachdev's
+    device server) unless BUNDLE_LIBS names the bundle's own libraries and calls."""
     glue = _interfaces(dde_root, hurd_tree)
-    if tuple(dde_libraries) == ("net",):
-        return glue
-    return _bundle_glue(glue, dde_root, hurd_tree, tuple(dde_libraries))
+    if templates in BUNDLE_LIBS:
+        # a translator of its own: libmachdev's API does not concern it, only what decided the
+        # generation stays as evidence
+        return replace(glue, evidence=glue.evidence[:1], libs=BUNDLE_LIBS[templates][glue.generation],
+                       calls=BUNDLE_CALLS[templates])
+    if tuple(dde_libraries) != ("net",):
+        glue = _bundle_glue(glue, dde_root, hurd_tree, tuple(dde_libraries))
+    return replace(glue, calls=(glue.block_register or glue.register_net, glue.device_init, glue.device_server))
 
 
 def _interfaces(dde_root: Path, hurd_tree: Path | None) -> HurdGlue:
