@@ -47,4 +47,15 @@ int host_blk_rw(int handle, unsigned long long sector, void *buf, unsigned int b
 int host_blk_flush(int handle, unsigned int tag);
 void host_blk_complete(int handle, unsigned int tag, int status);	/* libc side; any thread */
 
+/* virtio-rng (host_rng_linux.c, and host_rng.c on the libc side) */
+struct host_rng_info {
+	char name[16];			/* "" when no rng is registered */
+	unsigned int pull_size;
+	unsigned long pulls, empty_pulls, overruns, timeouts, buffered;
+	unsigned long long bytes_pulled, bytes_read;
+};
+
+long host_rng_read(void *buf, unsigned long len, unsigned long min, long timeout_ms);	/* bytes or -errno */
+void host_rng_info(struct host_rng_info *info);
+
 #endif /* PORTER_HOST_BRIDGE_H */

@@ -55,6 +55,9 @@ enum porter_msg_type {
 	PORTER_SHUTDOWN = 7,	/* -> BYE, then the host exits 0 */
 	PORTER_STATS = 8,	/* -> reply(status) + stats_reply */
 	PORTER_NET_RINGS = 9,	/* net_rings_req; fds: memfd, tx ready, tx space, rx ready, rx space -> reply(status) */
+	/* virtio-rng (host_rng.c) */
+	PORTER_RNG_READ = 16,	/* rng_read_req -> RNG_DATA messages, then reply(bytes read or -errno) */
+	PORTER_RNG_INFO = 17,	/* -> reply(status) + rng_info_reply */
 
 	/* host -> harness (ctl) */
 	PORTER_REPLY = 64,	/* reply_hdr [+ data]; seq = the request's seq; on io: io_reply */
@@ -63,6 +66,8 @@ enum porter_msg_type {
 	PORTER_LOG = 67,	/* text */
 	PORTER_ERROR = 68,	/* text: why a message was rejected (seq = its seq) */
 	PORTER_BYE = 69,	/* the host is exiting cleanly */
+	/* virtio-rng (host_rng.c) */
+	PORTER_RNG_DATA = 80,	/* bytes an RNG_READ read, in order, before its reply (seq = the request's) */
 
 	/* ctl, harness -> host: virtio-blk (host_blk.c), the disk as libmachdev drives it */
 	PORTER_BLK_OPEN = 32,	/* blk_open_req -> reply(status) + blk_open_reply */
@@ -247,6 +252,31 @@ struct porter_blk_stats_reply {
 	uint32_t in_flight;			/* accepted, not completed */
 	uint32_t pad;
 	uint64_t bytes_read, bytes_written;	/* of the accepted reads and writes */
+} __attribute__((packed));
+
+/* ---- virtio-rng (host_rng.c, host_rng_linux.c) ---- */
+
+#define PORTER_RNG_READ_MAX	(1 << 20)	/* bytes one RNG_READ may ask for */
+#define PORTER_RNG_DATA_MAX	(PORTER_MSG_MAX - 16)	/* bytes per RNG_DATA: a whole message, less its header */
+
+/* Read as the Hurd translator reads: up to len bytes, back once min came or timeout_ms passed. */
+struct porter_rng_read_req {
+	uint32_t len;		/* 1 .. PORTER_RNG_READ_MAX */
+	uint32_t min;		/* 1 .. len */
+	int32_t timeout_ms;	/* < 0: no limit; 0: only what is buffered */
+} __attribute__((packed));
+
+/* porter's hw_random core (porter/hw_random.h): the registered rng and its counters */
+struct porter_rng_info_reply {
+	char name[PORTER_IFNAMSIZ];	/* the hwrng's name, "" when none is registered */
+	uint32_t pull_size;	/* bytes the core asks the driver for at a time */
+	uint32_t pulls;		/* calls into the driver */
+	uint64_t bytes_pulled;	/* bytes the driver handed out */
+	uint64_t bytes_read;	/* bytes reads returned */
+	uint32_t empty_pulls;	/* the driver handed out nothing */
+	uint32_t overruns;	/* the driver claimed more than the buffer holds */
+	uint32_t timeouts;	/* reads that ended with nothing */
+	uint32_t buffered;	/* pulled, not yet read */
 } __attribute__((packed));
 
 #endif /* PORTER_HOST_PROTOCOL_H */
