@@ -40,6 +40,25 @@ class NetInfo:
 
 
 @dataclass(frozen=True)
+class RngInfo:
+    """porter's hw_random core in the driver host: the registered rng and its counters (RNG_INFO)."""
+    name: str
+    pull_size: int
+    pulls: int
+    bytes_pulled: int
+    bytes_read: int
+    empty_pulls: int
+    overruns: int
+    timeouts: int
+    buffered: int
+
+
+# Messages that carry part of the answer to a request (its seq) before the reply: the reply's
+# data is what they carried, in order.
+STREAMED = frozenset({P.Msg.RNG_DATA})
+
+
+@dataclass(frozen=True)
 class HostStats:
     arena_in_use: int
     portio_traps: int
@@ -113,6 +132,7 @@ class DriverHost:
         self.logs: list[str] = []
         self.protocol_errors: list[str] = []
         self._pending: dict[int, "queue.Queue"] = {}
+        self._streamed: dict[int, list[bytes]] = {}      # seq -> STREAMED payloads so far
         self._seq = 0
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -352,6 +372,33 @@ class DriverHost:
         reads, writes, flushes, errors, in_flight, _, rd, wr = P.BLK_STATS_REPLY.unpack_from(body)
         return BlkStats(reads, writes, flushes, errors, in_flight, rd, wr)
 
+    # -- virtio-rng (host_rng.c)
+    def rng_read(self, n: int, *, at_least: int | None = None, timeout: float | None = 5.0) -> bytes:
+        """Up to ``n`` bytes from the registered hwrng, read as the Hurd translator reads them: back
+        once ``at_least`` (default: all ``n``) arrived or ``timeout`` seconds passed (None: no limit).
+        Fewer only at the timeout (b"": none came); the driver's errors raise."""
+        want = n if at_least is None else at_least
+        timeout_ms = -1 if timeout is None else int(timeout * 1000)
+        wait = (timeout if timeout is not None else 24 * 3600) + self.reply_timeout
+        status, data = self._call(P.Msg.RNG_READ, P.RNG_READ_REQ.pack(n, want, timeout_ms), timeout=wait)
+        if status in (-errno.ETIMEDOUT, -errno.EAGAIN):
+            return b""
+        if status < 0:
+            raise DriverHostError(f"rng read of {n} bytes: {os.strerror(-status)} ({status})")
+        if len(data) != status:
+            raise DriverHostError(f"rng read: the reply says {status} bytes, {len(data)} came")
+        return data
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the driver host has used so far (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rng_info(self) -> RngInfo:
+        _, body = self._call(P.Msg.RNG_INFO)
+        name, *counters = P.RNG_INFO_REPLY.unpack_from(body)
+        return RngInfo(name.rstrip(b"\0").decode(), *counters)
+
     def receive(self, timeout: float = 5.0) -> tuple[str, bytes]:
         """The next frame the DDE's RX callback delivered."""
         deadline = time.monotonic() + timeout
@@ -443,8 +490,12 @@ class DriverHost:
         for msg in self._messages(self.ctl, "control"):
             if msg.type == P.Msg.REPLY:
                 box = self._pending.get(msg.seq)
+                streamed = b"".join(self._streamed.pop(msg.seq, ()))
                 if box is not None:
-                    box.put(("reply", msg.payload))
+                    box.put(("reply", msg.payload + streamed))
+            elif msg.type in STREAMED:
+                if msg.seq in self._pending:
+                    self._streamed.setdefault(msg.seq, []).append(msg.payload)
             elif msg.type == P.Msg.ERROR:
                 text = msg.payload.decode(errors="replace")
                 box = self._pending.get(msg.seq)
