@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from pathlib import Path
 
 from .dma_check import SHADOW_AREA, DmaGuard
@@ -17,6 +18,8 @@ from .netns import TapNamespace
 from .qemu import DEVICE_ID as QEMU_DEVICE_ID, DgramNetdev, QemuDevice, TapNetdev
 from .sim_net import MAX_FRAME, SimNetDevice
 from .virtio_net import DEFAULT_MAC
+from .sim_rng import SimRngDevice
+from .virtio_rng import PIPE_CHUNK, QEMU_OPTIONS, QEMU_RNG_ID, qemu_rng_args
 
 BACKENDS = ("qemu", "sim")
 
@@ -189,3 +192,46 @@ def blk_device(backend: str, image: Path, *, read_only: bool = False, options=No
     blockdev = (f"driver=raw,node-name=disk0,file.driver=file,file.filename={path}"
                 + (",read-only=on" if read_only else ""))
     return QemuDevice("virtio-blk-pci", options={"drive": "disk0", **options}, extra_args=["-blockdev", blockdev])
+
+
+class RngRig(Rig):
+    """virtio-rng on a device backend: QEMU's own virtio-rng-pci reading a FIFO the test writes
+    (backend="qemu", device_options = its -device properties, e.g. max-bytes and period), or
+    porter's model (backend="sim", device_options = SimRngDevice's source and faults). ``feed()``
+    gives the device bytes to hand out, in order, on either."""
+
+    def __init__(self, host_executable: Path, *, backend: str = "qemu", device_options=None, **rig_options):
+        self.device_options = dict(device_options or {})
+        self.fifo_path: Path | None = None
+        self._fifo_fd: int | None = None
+        super().__init__(host_executable, backend=backend, **rig_options)
+
+    def make_device(self):
+        if self.backend == "sim":
+            return SimRngDevice(**self.device_options)
+        self.fifo_path = self.dir / "entropy.fifo"
+        os.mkfifo(self.fifo_path)
+        # Held open (read-write never blocks) for the rig's life: at a FIFO without a writer
+        # QEMU's rng-random reads end of file over and over, and hands the driver 0 bytes.
+        self._fifo_fd = os.open(self.fifo_path, os.O_RDWR | os.O_CLOEXEC)
+        self._stack.callback(os.close, self._fifo_fd)
+        return QemuDevice("virtio-rng-pci", options={"rng": QEMU_RNG_ID, **QEMU_OPTIONS, **self.device_options},
+                          extra_args=qemu_rng_args(self.fifo_path))
+
+    def feed(self, data: bytes) -> None:
+        """Give the device ``data`` to hand out after what it has. With QEMU this writes the FIFO
+        in PIPE_CHUNK pieces (each reaches QEMU whole) and blocks while the FIFO is full."""
+        if self.backend == "sim":
+            self.device.feed(data)
+            return
+        view = memoryview(data)
+        for at in range(0, len(view), PIPE_CHUNK):
+            chunk = view[at:at + PIPE_CHUNK]
+            while chunk:
+                chunk = chunk[os.write(self._fifo_fd, chunk):]
+
+    def feed_in_background(self, data: bytes) -> threading.Thread:
+        """``feed(data)`` in a thread (QEMU takes what the driver asks for, so a big feed blocks)."""
+        writer = threading.Thread(target=self.feed, args=(data,), name="rng-feed", daemon=True)
+        writer.start()
+        return writer

@@ -30,6 +30,8 @@ from porter.harness.virtio_pci import (
     VIRTIO_PCI_DEVICE_BLK, VIRTIO_PCI_DEVICE_NET, VIRTIO_PCI_GUEST_FEATURES, VIRTIO_PCI_HOST_FEATURES, VIRTIO_PCI_ISR,
     VIRTIO_PCI_QUEUE_ADDR_SHIFT, VIRTIO_PCI_QUEUE_NOTIFY, VIRTIO_PCI_QUEUE_NUM, VIRTIO_PCI_QUEUE_PFN,
     VIRTIO_PCI_QUEUE_SEL, VIRTIO_PCI_STATUS, VIRTIO_PCI_VENDOR, bit)
+from porter.harness.virtio_pci import VIRTIO_PCI_DEVICE_RNG
+from porter.harness.virtio_rng import VIRTIO_RNG_QUEUE
 from porter.harness.vring import (U16, VRING_DESC, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_USED_ELEM,
                                   VringLayout, align)
 
@@ -258,6 +260,18 @@ class LegacyVirtioDriver:
         self.interrupts += 1
         return isr
 
+    def collect(self, poll: Callable[[], Sequence], into, count: int, timeout: float, what: str):
+        """Extend ``into`` with what ``poll()`` returns until it holds ``count`` items; return it."""
+        def enough() -> bool:
+            into.extend(poll())
+            return len(into) >= count
+
+        try:
+            self.wait_for(enough, timeout, what)
+        except TimeoutError as e:
+            raise TimeoutError(f"{e} (got {len(into)})") from None
+        return into
+
     def wait_for(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
@@ -403,17 +417,7 @@ class NetRingDriver(LegacyVirtioDriver):
 
     def receive(self, count: int = 1, timeout: float = 5.0) -> list[RxFrame]:
         """Wait until ``count`` frames have arrived; return them (more if they came together)."""
-        frames: list[RxFrame] = []
-
-        def enough() -> bool:
-            frames.extend(self.poll_rx())
-            return len(frames) >= count
-
-        try:
-            self.wait_for(enough, timeout, f"RX of {count} frame(s)")
-        except TimeoutError as e:
-            raise TimeoutError(f"{e} (got {len(frames)})") from None
-        return frames
+        return self.collect(self.poll_rx, [], count, timeout, f"RX of {count} frame(s)")
 
 
 @dataclass(frozen=True)
@@ -542,3 +546,55 @@ class BlkRingDriver(LegacyVirtioDriver):
 
     def flush(self, timeout: float = 5.0) -> int:
         return self.request(VIRTIO_BLK_T_FLUSH, timeout=timeout).status
+
+
+class RngRingDriver(LegacyVirtioDriver):
+    """A minimal legacy virtio-rng driver: every slot of the input queue posted as one device-writable
+    buffer of ``buffer_size`` bytes, all posted again (one kick) once all came back; bytes in used-ring order.
+
+    Why in rounds: QEMU's virtio-rng asks its backend for every posted buffer at each kick, so
+    a kick while a request is out asks twice for the same buffers, and bytes of the second
+    answer that find no buffer are dropped.
+    """
+
+    PCI_DEVICE_ID = VIRTIO_PCI_DEVICE_RNG
+    NAME = "virtio-rng"
+
+    def __init__(self, device: PciFunction, memory: GuestMemory, *, buffer_size: int = 4096, **kwargs) -> None:
+        super().__init__(device, memory, **kwargs)
+        self.buffer_size = buffer_size
+        self.input: Optional[Virtqueue] = None
+
+    def queues(self) -> list[tuple[int, Sequence[Segment]]]:
+        return [(VIRTIO_RNG_QUEUE, (Segment(self.buffer_size, True),))]
+
+    def ready(self, queues: list[Virtqueue]) -> None:
+        (self.input,) = queues
+        for slot in range(self.input.slots):
+            self.input.add(slot)
+        self.input.free.clear()
+        self.input.publish()
+        # before DRIVER_OK, as the 2.6 drivers kick: setting DRIVER_OK is what starts the device
+        # (a kick after it would be a second request for the same buffers, see above)
+        self.kick(self.input)
+
+    def poll(self) -> bytes:
+        """What the device has written so far; its buffers go straight back to it."""
+        q = self.input
+        assert q is not None, "start() first"
+        out = bytearray()
+        for slot, length in q.take_used():
+            if length > self.buffer_size:
+                raise DeviceError(f"used length {length} exceeds the {self.buffer_size}-byte buffer")
+            out += self.memory.read(q.addr(slot, 0), length)
+            q.free.append(slot)
+        if len(q.free) == q.slots:
+            while q.free:
+                q.add(q.free.popleft())
+            q.publish()
+            self.kick(q)
+        return bytes(out)
+
+    def read(self, n: int, timeout: float = 5.0) -> bytes:
+        """Wait until ``n`` bytes have come; return them (more if a buffer held more)."""
+        return bytes(self.collect(self.poll, bytearray(), n, timeout, f"{n} bytes of entropy"))
