@@ -1,4 +1,4 @@
-"""Harness fixtures: a driver host built from Linux 2.6.32's virtio-net, and rigs around it."""
+"""Harness fixtures: the tree under test per bundle (2.6.32 emitted from the cache, or `porter test TREE`), its driver host, and the device backends."""
 
 import json
 import os
@@ -34,16 +34,25 @@ def _tree_of_bundle(path: str, bundle: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def virtio_net_tree(request, tmp_path_factory):
-    """The virtio-net tree under test."""
-    return tree_under_test(request, tmp_path_factory, "virtio-net")
+def bundle_fixtures(bundle: str):
+    """Session fixtures <bundle>_tree (the tree under test) and <bundle>_host (its driver host executable)."""
+    stem = bundle.replace("-", "_")
+
+    @pytest.fixture(scope="session", name=f"{stem}_tree")
+    def tree(request, tmp_path_factory):
+        return tree_under_test(request, tmp_path_factory, bundle)
+
+    @pytest.fixture(scope="session", name=f"{stem}_host")
+    def host(request, dde_tree, dde_build):
+        tree = request.getfixturevalue(f"{stem}_tree")
+        return build_host(tree, dde_tree, dde_build, log=lambda m: None).executable
+
+    return tree, host
 
 
-@pytest.fixture(scope="session")
-def virtio_net_host(virtio_net_tree, dde_tree, dde_build):
-    """The driver host executable for the ported 2.6.32 virtio-net."""
-    return build_host(virtio_net_tree, dde_tree, dde_build, log=lambda m: None).executable
+virtio_net_tree, virtio_net_host = bundle_fixtures("virtio-net")
+virtio_rng_tree, virtio_rng_host = bundle_fixtures("virtio-rng")
+virtio_blk_tree, virtio_blk_host = bundle_fixtures("virtio-blk")
 
 
 @pytest.fixture(scope="session")
@@ -103,18 +112,6 @@ def backend_ready(request, backend):
 # -- virtio-blk ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def virtio_blk_tree(request, tmp_path_factory):
-    """The virtio-blk tree under test."""
-    return tree_under_test(request, tmp_path_factory, "virtio-blk")
-
-
-@pytest.fixture(scope="session")
-def virtio_blk_host(virtio_blk_tree, dde_tree, dde_build):
-    """The driver host executable for the ported virtio-blk."""
-    return build_host(virtio_blk_tree, dde_tree, dde_build, log=lambda m: None).executable
-
-
-@pytest.fixture(scope="session")
 def blk_driver_features(virtio_blk_tree) -> set[str]:
     """The feature names the tree's virtio_blk asks for (VIRTIO_BLK_F_FLUSH from 2.6.32 on)."""
     return _features_asked(virtio_blk_tree, "virtio_blk.c")
@@ -129,3 +126,13 @@ def disk_image(tmp_path):
         path.write_bytes(data)
         return path, data
     return make
+
+
+# -- virtio-rng --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def rng_fill_words(virtio_rng_tree) -> int:
+    """How the tree's driver hands bytes out (virtio_rng.check_stream's fill_words): 0 for read()
+    drivers (in order), else the words of its buffer, which data_read() drivers hand out last first."""
+    from porter.harness.virtio_rng import fill_words_of
+    return fill_words_of(virtio_rng_tree)

@@ -1,0 +1,170 @@
+"""The ported virtio-rng (2.6.32 by default, or the tree `porter test` names) on the real DDE
+against QEMU's virtio-rng-pci reading a FIFO the test writes: every byte written comes out of
+the driver, in the driver's order; reads of 1 byte to 64 KiB; a rate-limited device; a device
+that stops; a long stream with the arena as it was; the DMA guard on every buffer, and its
+negative control without porter's run-time rules."""
+
+import os
+import re
+import time
+
+import pytest
+
+from porter.build import build_host
+from porter.emit import emit_tree
+from porter.harness.rig import RngRig
+from porter.harness.virtio_rng import StreamMismatch, check_stream, qemu_rate_limit
+from porter.pipeline import load_inputs, scan_inputs
+from porter.plan import plan_port
+from porter.rules import RULES_DIR
+
+pytestmark = [pytest.mark.upstream, pytest.mark.qemu]
+
+# CI streams this much; PORTER_RNG_STREAM_MIB=100 runs the issue's 100 MiB (minutes on the
+# 2.6.28-2.6.32 drivers, which take 64 bytes per device round trip: see benchmarks/rng_throughput.py)
+STREAM_MIB = float(os.environ.get("PORTER_RNG_STREAM_MIB", "2"))
+READ_SIZES = (1, 2, 3, 4, 5, 63, 64, 65, 100, 4095, 4096, 4097, 32768, 65535, 65536)
+
+
+def entropy(n: int) -> bytes:
+    # whole 32-bit words: each device fill is then whole words, as the data_read() drivers need
+    return os.urandom(n - n % 4)
+
+
+def read_all(rig, n: int, chunk: int = 1 << 20, timeout: float = 30.0) -> bytes:
+    got = bytearray()
+    while len(got) < n:
+        part = rig.host.rng_read(min(chunk, n - len(got)), timeout=timeout)
+        assert part, f"nothing within {timeout}s after {len(got)} of {n} bytes"
+        got += part
+    return bytes(got)
+
+
+def assert_clean(rig):
+    assert rig.dma.violations == [], "\n".join(map(str, rig.dma.violations))
+    assert rig.machine.errors == []
+    assert rig.host.proc.poll() is None
+
+
+@pytest.fixture
+def rig(qemu_available, virtio_rng_host):
+    with RngRig(virtio_rng_host) as r:
+        yield r
+        assert_clean(r)
+
+
+def test_probe_registers_the_virtio_hwrng(rig):
+    assert rig.host.ready_ifnames == ["virtio"]
+    info = rig.host.rng_info()
+    assert info.name == "virtio" and info.bytes_read == 0 and info.overruns == 0
+
+
+def test_every_byte_comes_out_in_order_and_the_arena_is_as_it_was(rig, rng_fill_words):
+    n = int(STREAM_MIB * (1 << 20))
+    first = entropy(64 * 1024)
+    rig.feed(first)
+    assert check_stream(first, read_all(rig, len(first)), rng_fill_words)
+    baseline = rig.host.stats().arena_in_use          # the driver and porter's core are set up
+    data = entropy(n)
+    writer = rig.feed_in_background(data)
+    t0 = time.monotonic()
+    got = read_all(rig, len(data))
+    seconds = time.monotonic() - t0
+    writer.join()
+    print(f"\n{len(got)} bytes through the ported driver in {seconds:.1f}s ({len(got) / seconds / 1e6:.2f} MB/s)")
+    fills = check_stream(data, got, rng_fill_words)          # none lost, repeated or invented
+    assert rig.host.rng_read(4, timeout=0.5) == b""          # and nothing more: no byte made up
+    info = rig.host.rng_info()
+    assert info.bytes_read == len(first) + len(data) == info.bytes_pulled
+    assert info.overruns == info.empty_pulls == 0
+    # the guard walked every buffer the driver posted before the device saw its kick
+    assert rig.dma.chains_checked >= info.pulls and rig.dma.chains_used_unseen == 0
+    if rng_fill_words:
+        assert fills >= len(data) // (4 * rng_fill_words)
+    assert rig.host.stats().arena_in_use == baseline
+
+
+def test_reads_of_one_byte_to_64_kib(rig, rng_fill_words):
+    data = entropy(sum(READ_SIZES) + 4096)
+    writer = rig.feed_in_background(data)
+    got = bytearray()
+    for size in READ_SIZES:
+        part = rig.host.rng_read(size, timeout=10)
+        assert len(part) == size, size
+        got += part
+    writer.join()
+    check_stream(data, bytes(got), rng_fill_words)
+
+
+def test_a_rate_limited_device_makes_reads_wait_without_spinning(qemu_available, virtio_rng_host, rng_fill_words):
+    max_bytes, period_ms, n = 1024, 100, 12 * 1024
+    with RngRig(virtio_rng_host, device_options=qemu_rate_limit(max_bytes, period_ms), start_host=False) as rig:
+        # the FIFO full before the driver asks: the device never waits for the test, only for its quota
+        data = entropy(48 * 1024)
+        rig.feed(data)
+        rig.start_host()
+        cpu0, t0 = rig.host.cpu_seconds(), time.monotonic()
+        got = read_all(rig, n, chunk=n)
+        wall, cpu = time.monotonic() - t0, rig.host.cpu_seconds() - cpu0
+        print(f"\n{n} bytes at {max_bytes} per {period_ms} ms: {wall:.2f}s, driver host CPU {cpu:.2f}s")
+        # the quota held the read back: n bytes need n / max_bytes periods, less the first
+        assert wall >= (n // max_bytes - 1) * period_ms / 1000
+        # and it waited asleep: a busy loop would burn a CPU for the whole wait
+        assert cpu < 0.2 * wall, (cpu, wall)
+        check_stream(data, got, rng_fill_words)
+        assert_clean(rig)
+
+
+def test_a_device_that_stops_producing_times_a_read_out_cleanly(rig, rng_fill_words):
+    data = entropy(8192)
+    rig.feed(data[:4096])
+    got = rig.host.rng_read(4096, timeout=10)
+    t0 = time.monotonic()
+    assert rig.host.rng_read(64, timeout=1.0) == b""              # nothing more came: a timeout, no error
+    assert time.monotonic() - t0 < 5
+    assert rig.host.rng_info().timeouts == 1
+    rig.feed(data[4096:6144])
+    short = rig.host.rng_read(4096, timeout=2.0)                   # half came: the read returns that half
+    assert len(short) == 2048
+    rig.feed(data[6144:])
+    got += short + read_all(rig, 2048)
+    check_stream(data, got, rng_fill_words)                       # the timed-out reads lost nothing
+
+
+def test_a_stream_written_otherwise_is_told_apart(rig, rng_fill_words):
+    """The check is not vacuous: a byte the test did not write is caught."""
+    data = entropy(8192)
+    rig.feed(data)
+    got = bytearray(read_all(rig, len(data)))
+    got[5000] ^= 0xFF
+    with pytest.raises(StreamMismatch):
+        check_stream(data, bytes(got), rng_fill_words)
+
+
+RUNTIME_RULES = {"sg-init-one-phys", "sg-phys", "sg-set-buf-phys", "sg-virt", "stack-dma-to-heap"}
+
+
+@pytest.fixture(scope="module")
+def host_without_runtime_rules(virtio_rng_tree, dde_tree, dde_build, tmp_path_factory):
+    """The tree's release and bundle with the scatterlist rules left out (the rest still compiles it)."""
+    import json
+    version = json.loads((virtio_rng_tree / "porting.json").read_text())["version"]
+    tmp = tmp_path_factory.mktemp("negative-rng")
+    blocks = re.split(r"(?m)^(?=\[\[rule\]\])", (RULES_DIR / "hurd-dde.toml").read_text())
+    rules = tmp / "compile-time-only.toml"
+    rules.write_text("".join(b for b in blocks if not any(f'id = "{r}"' in b for r in RUNTIME_RULES)))
+    inputs = load_inputs("virtio-rng", version, rule_paths=[rules])
+    plan = plan_port(inputs, scan_inputs(inputs))
+    assert not {e.rule for edits in plan.edits.values() for e in edits} & RUNTIME_RULES
+    emit_tree(plan, tmp / "tree")
+    return build_host(tmp / "tree", dde_tree, dde_build, log=lambda m: None).executable
+
+
+def test_negative_control_fails_the_dma_check(qemu_available, host_without_runtime_rules):
+    with RngRig(host_without_runtime_rules) as rig:
+        rig.feed(entropy(4096))
+        rig.host.rng_read(64, timeout=2)           # the first buffer, posted at probe or by the first read
+        assert rig.dma.violations, "the pristine scatterlist code passed the DMA check"
+        first = str(rig.dma.violations[0])
+        assert re.match(r"queue 0 descriptor \d+: \[0x[0-9a-f]+, \+\d+\) (lies outside the arena"
+                        r"|lies in physical page 0|touches page)", first), first
