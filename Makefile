@@ -4,12 +4,13 @@ PY       := $(VENV)/bin/python
 PORTER   := $(VENV)/bin/porter
 VERSION  ?= 2.6.32
 OUT      ?= out/dde_virtio_net
+RNG_OUT  ?= out/dde_virtio_rng
 # Local sources for machines without kernel.org / savannah access:
 #   make demo LINUX_FROM=/path/to/linux-or-git DDE_FROM=/path/to/incubator-git
 LINUX_FROM ?=
 DDE_FROM   ?=
 
-.PHONY: setup deps sources demo demo-blk test check bench contract clean
+.PHONY: setup deps sources demo demo-blk demo-rng test check bench contract clean
 
 deps:
 	@scripts/install-debian-deps
@@ -39,17 +40,23 @@ demo: sources
 demo-blk: sources
 	$(PORTER) demo --bundle virtio-blk --version $(VERSION) --out out/dde_virtio_blk
 
+# Port virtio-rng, check, build, and read 1 MiB from QEMU's virtio-rng-pci through it,
+# compared with what went into the device.
+demo-rng: sources
+	$(PORTER) demo --bundle virtio-rng --version $(VERSION) --out $(RNG_OUT)
+
 test: setup
 	$(PY) -m pytest -q tests
 
 check: demo
 
-# Frames per second, disk MB/s and IOPS through the ported drivers and the harness's ring
-# loops; porter port's cold and warm times next to spatch (figures, not tests).
+# Frames per second, disk MB/s and IOPS, entropy MB/s through the ported drivers and the
+# harness's ring loops; porter port's cold and warm times next to spatch (figures, not tests).
 bench: setup
 	$(PY) benchmarks/net_throughput.py
 	$(PY) benchmarks/blk_throughput.py
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/rng_throughput.py
 
 # Regenerate porter/harness/contract.py from the driver host's and ddekit-linux's headers.
 contract: setup

@@ -323,8 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     ho.set_defaults(func=cmd_hurd_boot)
 
     d = command("demo", "port, check and build a driver, then run it on QEMU's device (virtio-net: ping a "
-                        "kernel through it; virtio-blk: write a pattern onto an image file and read it back)")
-    d.add_argument("--bundle", default="virtio-net", metavar="BUNDLE", help="the driver (default virtio-net)")
+                        "kernel through it; virtio-blk: write a pattern onto an image file and read it back; "
+                        "virtio-rng: read 1 MiB through it and compare)")
+    d.add_argument("--bundle", default="virtio-net", metavar="BUNDLE",
+                   help="the driver: virtio-net (default), virtio-blk or virtio-rng")
     d.add_argument("--version", dest="release", metavar="RELEASE", default="2.6.32", help=releases_help)
     d.add_argument("--out", type=Path, metavar="DIR", help="where the tree goes (default out/dde_<bundle>)")
     d.add_argument("--count", type=int, default=5, help="pings to send (virtio-net) or 64 KiB blocks to write "

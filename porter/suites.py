@@ -14,7 +14,8 @@ from .tree import emitted_tree, tree_report
 # bundle -> device -> the harness files that prove its trees (tests/harness/)
 TEST_SUITES = {"virtio-net": {"qemu": ["test_driver_host.py", "test_virtio_net.py"],
                               "sim": ["test_virtio_net.py"]},
-               "virtio-blk": {"qemu": ["test_virtio_blk.py"], "sim": ["test_virtio_blk.py"]}}
+               "virtio-blk": {"qemu": ["test_virtio_blk.py"], "sim": ["test_virtio_blk.py"]},
+               "virtio-rng": {"qemu": ["test_virtio_rng.py"], "sim": ["test_virtio_rng.py"]}}
 
 
 def harness_command(tree: Path, device: str, pytest_args=(), quiet: bool = True) -> tuple[list[str], dict]:
