@@ -277,6 +277,45 @@ def test_the_2016_glue_does_not_build_against_todays_hurd(linux_2_6_32, tmp_path
     assert "implicit declaration" in failed["machdev_glue.c"]
 
 
+@pytest.fixture(scope="module")
+def rng_tree(sysroot, tmp_path_factory):
+    root, dde = sysroot
+    return _tree(dde, tmp_path_factory.mktemp(f"hurd{root.generation}") / "dde_virtio_rng", "virtio-rng")
+
+
+def test_the_rng_translator_builds_for_the_hurd_with_no_unexplained_symbol(sysroot, rng_tree):
+    """virtio-rng's main.c and trivfs glue, the driver and porter's hw_random core, through the
+    tree's own Makefile for i686-gnu: every symbol from a library of that Hurd."""
+    root, _ = sysroot
+    res = run_hurd_check(rng_tree, root)
+    names = {c.source for c in res.compiles}
+    assert {"main.c", "machdev_glue.c", "virtio-rng.c", "porter_hw_random.c"} <= names
+    assert all(c.ok for c in res.compiles), "\n".join(c.output for c in res.compiles if not c.ok)
+    assert not any("implicit declaration" in c.output for c in res.compiles)
+    assert res.undefined == {} and res.ok
+    glue = json.loads((rng_tree / "porting.json").read_text())["hurd"]
+    assert glue["generation"] == root.generation
+    assert "trivfs_startup" in res.from_library("libtrivfs")
+    assert "ports_manage_port_operations_multithread" in res.from_library("libports")
+    assert "__pci_register_driver" in res.from_library("libdde_linux26.o")
+    # the hw_random core is the tree's own (porter_hw_random.c), never looked for in a library
+    assert not any("hwrng" in sym for lib in res.provided.values() for sym in lib)
+
+
+def test_a_misspelled_trivfs_call_in_the_rng_glue_fails(sysroot, rng_tree, tmp_path):
+    root, _ = sysroot
+    bad = tmp_path / "bad"
+    shutil.copytree(rng_tree, bad)
+    src = bad / "machdev_glue.c"
+    text = src.read_text()
+    assert "trivfs_startup(bootstrap" in text
+    # declared, so it compiles: the link check against the Hurd's libraries names it
+    src.write_text("int trivfs_startup_now();\n" + text.replace("trivfs_startup(bootstrap", "trivfs_startup_now(bootstrap"))
+    res = run_hurd_check(bad, root)
+    assert all(c.ok for c in res.compiles), "\n".join(c.output for c in res.compiles if not c.ok)
+    assert list(res.undefined) == ["trivfs_startup_now"] and not res.ok
+
+
 def test_a_warm_sysroot_is_reused_without_building(sysroot):
     root, dde = sysroot
     said = []
