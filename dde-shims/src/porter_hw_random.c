@@ -130,7 +130,6 @@ static int puller_thread(void *arg)
 
 int porter_hwrng_register(struct hwrng *rng)
 {
-	struct task_struct *t;
 	int err = 0;
 
 	if (!rng->name)
@@ -155,15 +154,6 @@ int porter_hwrng_register(struct hwrng *rng)
 	pull_error = 0;
 	fifo_head = fifo_count = 0;
 	current_rng = rng;
-	t = kthread_run(puller_thread, rng, "hwrng");
-	if (IS_ERR(t)) {
-		err = PTR_ERR(t);
-		current_rng = NULL;
-		if (rng->cleanup)
-			rng->cleanup(rng);
-		goto free;
-	}
-	puller = t;
 	printk(KERN_INFO "porter: hwrng %s registered\n", rng->name);
 	goto out;
 free:
@@ -184,13 +174,39 @@ void porter_hwrng_unregister(struct hwrng *rng)
 	current_rng = NULL;
 	wake_up(&data_wait);
 	/* waits for a pull in progress, as Linux's core waits for a reader holding its mutex */
-	kthread_stop(puller);
+	if (puller)
+		kthread_stop(puller);
 	puller = NULL;
 	if (rng->cleanup)
 		rng->cleanup(rng);
 	kfree(pull_buf);
 	pull_buf = NULL;
 	mutex_unlock(&register_lock);
+}
+
+/*
+ * Why the thread starts at the first read, not at registration: as in
+ * Linux's core, the driver is first asked for bytes by a reader, after its
+ * probe returned.  A driver registers its rng in probe, before the virtio
+ * core sets DRIVER_OK; a pull from there races with DRIVER_OK, and a device
+ * may take the kick and DRIVER_OK as two requests for the one buffer (QEMU's
+ * virtio-rng does, and drops the second answer's bytes).
+ */
+static int start_puller(void)
+{
+	struct task_struct *t;
+	int err = 0;
+
+	mutex_lock(&register_lock);
+	if (current_rng && !puller) {
+		t = kthread_run(puller_thread, current_rng, "hwrng");
+		if (IS_ERR(t))
+			err = PTR_ERR(t);
+		else
+			puller = t;
+	}
+	mutex_unlock(&register_lock);
+	return err;
 }
 
 long porter_hwrng_read(void *buf, size_t len, size_t min, long timeout_ms)
@@ -202,6 +218,8 @@ long porter_hwrng_read(void *buf, size_t len, size_t min, long timeout_ms)
 	if (len == 0)
 		return 0;
 	min = clamp_t(size_t, min, 1, len);
+	if (!puller && (ret = start_puller()) < 0)
+		return ret;
 	mutex_lock(&read_lock);
 	for (;;) {
 		n = fifo_get((u8 *)buf + done, len - done);
