@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 VIRTIO_RNG_QUEUE = 0             # "input": buffers the device fills with entropy
@@ -92,3 +93,36 @@ def fill_words_of(tree: os.PathLike | str) -> int:
     if not m:
         raise ValueError(f"{tree}/virtio-rng.c hands out data_read() words but defines no RANDOM_DATA_SIZE")
     return int(m.group(1)) // WORD_BYTES
+
+
+@dataclass(frozen=True)
+class DriverTraits:
+    """What an emitted tree's virtio-rng driver does with a device that lies, read from its source.
+
+    ``fill_words``: as ``fill_words_of``. ``used_len``: how it takes the used
+    length: "read" (returns it from read(): porter's core caps it at the
+    buffer), "words" (2.6.28-2.6.30: data_left = len / 4, the fill's words)
+    or "bytes" (2.6.31-2.6.32: data_left += len, and re-posts its buffer
+    from there). ``bug_on_no_buffer``: its interrupt callback BUG()s when
+    virtio_ring returns no buffer (2.6.28-2.6.29: "We never get spurious
+    callbacks"), as after a used entry virtio_ring refuses.
+    """
+    fill_words: int
+    used_len: str
+    bug_on_no_buffer: bool
+
+
+def driver_traits(tree: os.PathLike | str) -> DriverTraits:
+    src = (Path(tree) / "virtio-rng.c").read_text()
+    fill_words = fill_words_of(tree)
+    if not fill_words:
+        used_len = "read"
+    elif re.search(r"data_left \+= len;", src):
+        used_len = "bytes"
+    elif re.search(r"data_left = len / sizeof", src):
+        used_len = "words"
+    else:
+        raise ValueError(f"{tree}/virtio-rng.c: a data_read() driver that takes the used length in a way "
+                         f"porter's harness does not know")
+    bug = re.search(r"get_buf\(vq, &\w+\)\)\s*BUG\(\);", src) is not None
+    return DriverTraits(fill_words, used_len, bug)

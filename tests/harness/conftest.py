@@ -136,3 +136,10 @@ def rng_fill_words(virtio_rng_tree) -> int:
     drivers (in order), else the words of its buffer, which data_read() drivers hand out last first."""
     from porter.harness.virtio_rng import fill_words_of
     return fill_words_of(virtio_rng_tree)
+
+
+@pytest.fixture(scope="session")
+def rng_traits(virtio_rng_tree):
+    """What the tree's driver does with a lying device (virtio_rng.DriverTraits)."""
+    from porter.harness.virtio_rng import driver_traits
+    return driver_traits(virtio_rng_tree)
