@@ -311,7 +311,7 @@ ROWS = [
     Row("fetch from a missing path", lambda c: ["fetch", "--version", "2.6.32", "--from", str(c.tmp / "nope")],
         r"--from .*nope: no such file or directory", _nothing_cached_at_all),
     Row("truncated sources", _fetch_truncated,
-        r"Linux 2\.6\.32: the source does not hold this release: \d+ of its 18 files missing .*; 1 with "
+        r"Linux 2\.6\.32: the source does not hold this release: \d+ of its 19 files missing .*; 1 with "
         r"another SHA-256 \(drivers/virtio/virtio\.c", _nothing_cached_at_all),
     Row("a source file with a local change", _fetch_changed_file,
         r"1 with another SHA-256 \(drivers/net/virtio_net\.c: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}\)",
