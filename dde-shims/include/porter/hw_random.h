@@ -24,6 +24,7 @@ void porter_hwrng_unregister(struct hwrng *rng);
  * there): the bytes read, or -ETIMEDOUT / -EAGAIN (timeout 0) when none
  * came, -ENODEV without an rng, or the driver's error.  Call it from a
  * DDE process (a thread the DDE knows); readers are served one at a time.
+ * The first read starts the core's pulling: nothing asks the driver before.
  */
 long porter_hwrng_read(void *buf, size_t len, size_t min, long timeout_ms);
 
