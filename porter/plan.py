@@ -121,7 +121,7 @@ def plan_port(inputs: Inputs, scan: BundleScan) -> PortPlan:
                 decision(use, status, note=note)
             continue
         for rule in name_rules:
-            if rule.action == "include" and rule.header.startswith("porter/") \
+            if rule.action == "include" and rule.header.startswith("porter/") and not rule.selects \
                     and not use.implicit and use.declared_in != rule.header:
                 # the DDE declares it itself: porter's definition would clash with it
                 status, note = _decide_default(use, inputs.dde_symbols)

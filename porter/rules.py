@@ -12,7 +12,7 @@ RULES_DIR = Path(__file__).parent / "rules"
 # action -> keys it takes besides id, api, action, why
 ACTION_KEYS = {
     "rename": {"to", "header", "arg", "arg_call", "with_rule"},
-    "include": {"header", "last"},
+    "include": {"header", "last", "selects"},
     "heap-dma": {"arg"},
     "member-call": {"to", "header"},
     "drop-arg": {"arg", "args"},
@@ -38,6 +38,9 @@ class Rule:
     args: int | None = None      # drop-arg: the argument count of the form it adapts
     arg_call: str | None = None  # rename: only calls whose argument `arg` is written as arg_call(...)
     with_rule: str | None = None  # rename: only in files where that rule fired
+    # include: the header does not declare the API but picks porter's code for a driver that
+    # uses it, so it is included although the DDE declares the API
+    selects: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,4 +122,4 @@ def _make_rule(raw: dict, where: str) -> Rule:
                         "macro or function it must be written with)")
     return Rule(rid, apis, action, raw["why"], where, raw.get("to"), raw.get("header"),
                 bool(raw.get("last", False)), raw.get("arg"), raw.get("args"), raw.get("arg_call"),
-                raw.get("with_rule"))
+                raw.get("with_rule"), bool(raw.get("selects", False)))
