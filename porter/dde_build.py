@@ -22,7 +22,6 @@ import functools
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import COMPAT_DIR
+from .buildsteps import error_excerpt
 from .dde import PKGDIR_NAMES
 
 COMPAT_INCLUDE_DIR = COMPAT_DIR
@@ -48,8 +48,6 @@ def _pkg_name(tree: Path) -> str:
 def _dirs(tree: Path) -> tuple[str, str]:
     return (_pkg_name(tree), KIT_DIR)
 STAMP_NAME = "BUILT.json"
-EXCERPT_LINES, MAX_LINE = 40, 300
-ERROR_LINE = re.compile(r"(^|\s)(fatal )?error:|\*\*\*")  # gcc, collect2, ld and make; not -Wno-error=
 
 # i386 for compiling, assembling and the DDE's CHECKCC probes (ld gets -m elf_i386 from mk/Makeconf)
 CC = "gcc -m32"
@@ -191,18 +189,7 @@ def _run_make(step: str, command: list[str], cwd: Path, log_path: Path) -> None:
             raise DdeBuildError(step, f"cannot run {command[0]}: {e}") from None
     if result.returncode != 0:
         raise DdeBuildError(step, f"`{shlex.join(command)}` exited with {result.returncode} "
-                                  f"(full output: {log_path})", _error_excerpt(log_path.read_text(errors="replace")))
-
-
-def _error_excerpt(output: str) -> str:
-    """make's error lines with the compiler's context around them, or else its last lines.
-    The DDE echoes every command (some are 2 kB long), so long lines are cut short."""
-    lines = [line if len(line) <= MAX_LINE else line[:MAX_LINE] + " ..." for line in output.splitlines()]
-    hits = [i for i, line in enumerate(lines) if ERROR_LINE.search(line)]
-    if not hits:
-        return "\n".join(lines[-EXCERPT_LINES:])
-    keep = sorted({j for i in hits for j in range(i - 3, i + 4) if 0 <= j < len(lines)})[:EXCERPT_LINES]
-    return "\n".join(("...\n" if k and j != keep[k - 1] + 1 else "") + lines[j] for k, j in enumerate(keep))
+                                  f"(full output: {log_path})", error_excerpt(log_path.read_text(errors="replace")))
 
 
 def _artefacts(build_root: Path) -> dict[str, Path]:

@@ -1,6 +1,5 @@
 """The inputs of one port, gathered once: release, bundle files, DDE, rules."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +73,6 @@ def load_inputs(bundle_name: str, version: str, rule_paths: list[Path] | None = 
                   rules, dde_symbols_if_built(dde, bundle.dde_libraries))
 
 
-def scan_inputs(inputs: Inputs, use_cache: bool | None = None) -> BundleScan:
-    """The bundle's scan: from porter's scan cache when nothing it depends on changed (scan_cache.py)."""
-    from . import scan_cache
-    rules = inputs.rules
-    dma_args = {api: r.arg for r in rules.by_action("heap-dma") for api in r.apis}
-    initcalls = tuple(api for r in rules.by_action("unique-initcall") for api in r.apis)
 def scan_inputs(inputs: Inputs, use_cache: bool | None = None) -> BundleScan:
     """The bundle's scan: from porter's scan cache when nothing it depends on changed (scan_cache.py)."""
     from . import scan_cache

@@ -6,7 +6,6 @@ and checks the message and what is left on disk."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field

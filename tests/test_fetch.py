@@ -1,7 +1,6 @@
 """fetch: Linux files verified against the manifest from a tree, a tarball or a
 git directory; the DDE from a directory; clear errors for bad input."""
 
-import io
 import shutil
 import subprocess
 import tarfile
