@@ -139,8 +139,6 @@ def run_release(bundle: str, version: str, workdir: str, harness_args: list[str]
         cell = row.cells.setdefault(stage, Cell(stage))
         if failed:
             continue
-        if progress is not None:
-            progress.put((version, stage, "running", 0.0, ""))
         t0 = time.monotonic()
         try:
             cell.detail = steps[stage]() or ""
@@ -191,8 +189,6 @@ def _drain(progress, log) -> None:
             version, stage, status, seconds, error = progress.get_nowait()
         except queue.Empty:
             return
-        if status == "running":
-            continue
         log(f"{version:8} {stage:8} {status}" + (f" ({seconds:.1f}s)" if seconds else "")
             + (f": {error}" if error else ""))
 

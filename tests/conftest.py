@@ -3,7 +3,6 @@ when the cache lacks them), and plans over porter's own C fixtures."""
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 

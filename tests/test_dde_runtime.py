@@ -4,8 +4,6 @@ kmalloc memory an address inside the memfd arena, and fails for the stack."""
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from porter.build import compile_host_side, link_dde_program
 from porter import SHIMS_DIR
 from porter.compile import compiler_flags

@@ -1,8 +1,6 @@
 """Rules as data: every rule fires on a fixture that uses its API, and only there;
 bad rule files are rejected with file:line."""
 
-from pathlib import Path
-
 import pytest
 
 from porter import PorterError

@@ -270,12 +270,6 @@ class DriverHost:
                 raise DriverHostError(f"transmit on {ifname}: {os.strerror(-status)} ({status})")
         return len(frames)
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wait until the host has handed every frame in the TX ring to the driver."""
-        if self.rings is not None and not self.rings.tx.drained(timeout):
-            self._check_alive("the TX ring was draining")
-            raise DriverHostError(f"the TX ring did not drain within {timeout}s ({self.rings.tx.pending()} left)")
-
     def _check_alive(self, what: str) -> None:
         if self.proc.poll() is not None:
             raise self._failure(f"the driver host died while {what}")

@@ -106,11 +106,6 @@ class FrameRing:
         self._store("head", head)
         os.eventfd_write(self.ready_fd, 1)
 
-    def drained(self, timeout: float) -> bool:
-        """Wait until the consumer has taken every published frame."""
-        return self._sleep(self.space_fd, "producer_waiting", lambda: self.pending() == 0,
-                           time.monotonic() + timeout)
-
     # -- consumer -----------------------------------------------------------
 
     def get(self, timeout: float, limit: Optional[int] = None) -> list[tuple[int, bytes]]:

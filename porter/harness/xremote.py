@@ -116,13 +116,6 @@ class XRemoteClient:
         self._call(Cmd.BAR_WRITE, _BAR_ACCESS.pack(addr, value, size, memory),
                    refused=f"{_space(memory)} write of {size} bytes at {addr:#x}", posted=posted)
 
-    def settle(self) -> None:
-        """Read the RETs of posted writes (raising on a refused one)."""
-        with self._lock:
-            if self._broken is not None:
-                raise self._broken
-            self._settle()
-
     def sync_sysmem(self, regions: Sequence[MemoryRegion]) -> None:
         """Replace the device's view of guest memory with ``regions`` (one fd each)."""
         if not 1 <= len(regions) <= MAX_REGIONS:
